@@ -1,0 +1,186 @@
+// Package proc runs the commands a node's work needs (installers, inventory
+// tools, firewall tools) and makes sure none of them, nor anything they
+// start, outlives the run.
+//
+// Every process started through a Runner carries the environment variable
+// MarkerVar set to the run's id. Daemons that an install starts (fwupdtool's
+// gpg-agent, say) inherit it even after they detach from the process group,
+// so KillMarked finds and stops them by reading /proc/*/environ.
+package proc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// MarkerVar is the environment variable that tags every process a run starts.
+const MarkerVar = "FLEETUP_RUN"
+
+// Runner runs commands on the local machine (the node, when used by the
+// engine). The zero value runs commands with the current environment and no
+// marker.
+type Runner struct {
+	// Marker is the run id put in MarkerVar; empty for none.
+	Marker string
+	// Env is added to the inherited environment.
+	Env []string
+	// Prefix, when set, is prepended to every command line; tests use it
+	// to run inside a network namespace ("ip", "netns", "exec", "ns1").
+	Prefix []string
+	// WaitDelay bounds how long Run waits for output pipes after the
+	// process exits or is killed; 5s when zero.
+	WaitDelay time.Duration
+}
+
+// Result is the outcome of a command that ran.
+type Result struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+}
+
+// ExitError is returned when a command ran and exited non-zero.
+type ExitError struct {
+	Cmd      string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *ExitError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 2000 {
+		msg = msg[len(msg)-2000:]
+	}
+	if msg == "" {
+		return fmt.Sprintf("%s: exit status %d", e.Cmd, e.ExitCode)
+	}
+	return fmt.Sprintf("%s: exit status %d: %s", e.Cmd, e.ExitCode, msg)
+}
+
+// Run runs name with args, feeding stdin (may be nil), and returns its
+// output. A non-zero exit yields the Result and an *ExitError. The command
+// runs in its own process group, killed whole when ctx ends.
+func (r *Runner) Run(ctx context.Context, stdin io.Reader, name string, args ...string) (*Result, error) {
+	argv := append(append([]string{}, r.Prefix...), name)
+	argv = append(argv, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = r.environ()
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = r.WaitDelay
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = 5 * time.Second
+	}
+	err := cmd.Run()
+	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ctx.Err() == nil {
+			res.ExitCode = ee.ExitCode()
+			return res, &ExitError{Cmd: name, ExitCode: res.ExitCode, Stderr: stderr.String()}
+		}
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("%s: %w", name, ctx.Err())
+		}
+		return res, fmt.Errorf("%s: %w", name, err)
+	}
+	return res, nil
+}
+
+// Output is Run without stdin, returning standard output only.
+func (r *Runner) Output(ctx context.Context, name string, args ...string) ([]byte, error) {
+	res, err := r.Run(ctx, nil, name, args...)
+	if res == nil {
+		return nil, err
+	}
+	return res.Stdout, err
+}
+
+func (r *Runner) environ() []string {
+	env := os.Environ()
+	env = append(env, r.Env...)
+	if r.Marker != "" {
+		env = append(env, MarkerVar+"="+r.Marker)
+	}
+	return env
+}
+
+// LookPath reports whether the named program exists on PATH (or, with a
+// Prefix, is assumed present: the prefix's own namespace shares the file
+// system).
+func LookPath(name string) bool {
+	_, err := exec.LookPath(name)
+	return err == nil
+}
+
+// Marked returns the PIDs of processes whose environment has MarkerVar set
+// to marker, or, when marker ends in "*", any value starting with the rest.
+// The calling process is never included.
+func Marked(marker string) ([]int, error) {
+	prefix := MarkerVar + "=" + strings.TrimSuffix(marker, "*")
+	exact := !strings.HasSuffix(marker, "*")
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue // gone, or a kernel thread
+		}
+		for _, kv := range bytes.Split(data, []byte{0}) {
+			s := string(kv)
+			if (exact && s == prefix) || (!exact && strings.HasPrefix(s, prefix)) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids, nil
+}
+
+// KillMarked sends SIGTERM to every process Marked(marker) finds, waits up
+// to grace for them to go, then SIGKILLs the rest. It returns the PIDs it
+// signalled.
+func KillMarked(marker string, grace time.Duration) ([]int, error) {
+	pids, err := Marked(marker)
+	if err != nil || len(pids) == 0 {
+		return nil, err
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		left, _ := Marked(marker)
+		if len(left) == 0 {
+			return pids, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	left, _ := Marked(marker)
+	for _, pid := range left {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return pids, nil
+}

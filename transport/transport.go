@@ -1,0 +1,98 @@
+// Package transport defines how the manager reaches a node: run commands on
+// it, place files on it, and open connections from its side. Package ssh
+// implements it over SSH for Linux nodes, package local for the machine the
+// manager runs on. Every implementation passes the shared suite in
+// transporttest.
+package transport
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+)
+
+// Conn is an open connection to one node. All methods are safe for
+// concurrent use. Close releases everything the Conn holds on the node side
+// (sessions, forwards); it does not remove files written with WriteFile.
+type Conn interface {
+	// Run runs the shell command line cmd on the node (through /bin/sh -c),
+	// with stdin (may be nil) and writers for its output (may be nil). A
+	// command that ran and exited non-zero returns an *ExitError.
+	Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error
+	// Start starts the shell command line cmd and returns at once. The
+	// process ends when its stdin is closed by the caller only if it chooses
+	// to; Process.Close ends the session (on SSH, the remote side sees its
+	// stdin close and its output pipes break).
+	Start(ctx context.Context, cmd string) (Process, error)
+	// WriteFile creates or truncates path on the node with mode and the
+	// contents of r.
+	WriteFile(ctx context.Context, path string, mode fs.FileMode, r io.Reader) error
+	// DialNode opens a TCP connection from the node's side to addr
+	// (host:port as the node resolves it, e.g. "127.0.0.1:62286").
+	DialNode(ctx context.Context, addr string) (net.Conn, error)
+	// ListenNode listens on addr on the node's side (e.g. "127.0.0.1:0");
+	// connections accepted there reach the returned listener on the manager.
+	ListenNode(ctx context.Context, addr string) (net.Listener, error)
+	// LocalAddr is the manager's address on the path to the node (the
+	// address the node sees connections come from); nil for local.
+	LocalAddr() net.Addr
+	// RemoteAddr is the node's address; nil for local.
+	RemoteAddr() net.Addr
+	// User is the user the commands run as on the node.
+	User() string
+	Close() error
+}
+
+// Process is a command started with Conn.Start.
+type Process interface {
+	Stdin() io.WriteCloser
+	Stdout() io.Reader
+	Stderr() io.Reader
+	// Wait waits for the command to exit.
+	Wait() error
+	// Close ends the command's session; it is safe to call more than once
+	// and after Wait.
+	Close() error
+}
+
+// ExitError is a command that ran on a node and exited non-zero.
+type ExitError struct {
+	Cmd      string
+	ExitCode int
+	Stderr   string // the tail of standard error, when it was captured
+}
+
+func (e *ExitError) Error() string {
+	if e.Stderr != "" {
+		return fmt.Sprintf("remote command exited with status %d", e.ExitCode) + ": " + e.Stderr
+	}
+	return fmt.Sprintf("remote command exited with status %d", e.ExitCode)
+}
+
+// ShellQuote quotes s for a POSIX shell command line.
+func ShellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '/' || r == '.' || r == '-' || r == '_' || r == '=' || r == ':' || r == ',' || r == '@') {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	out := []byte{'\''}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			out = append(out, `'\''`...)
+		} else {
+			out = append(out, s[i])
+		}
+	}
+	return string(append(out, '\''))
+}
