@@ -1,0 +1,58 @@
+package firewall
+
+import (
+	"context"
+	"strings"
+
+	"github.com/fleetup/fleetup/proc"
+)
+
+// All returns every backend whose tools exist on the node, whether or not
+// it filters, in the order iptables, iptables-legacy, nftables: what a
+// sweep calls Remove on. It runs nothing. The legacy backend looks only at
+// the legacy tables the kernel already has in the runner's network
+// namespace; where the node's iptables is itself the legacy flavour both
+// backends see the same tables, which is harmless for Remove and List (the
+// second finds nothing left) and which Detect avoids.
+func All(r *proc.Runner) []Backend {
+	var out []Backend
+	if ipt := NewIPTables(r); ipt.available() {
+		out = append(out, ipt)
+	}
+	if legacy := NewIPTablesLegacy(r); legacy.available() {
+		out = append(out, legacy)
+	}
+	if nft := NewNFTables(r); nft.available() {
+		out = append(out, nft)
+	}
+	return out
+}
+
+// isLegacy reports whether the node's iptables is the legacy flavour
+// (Debian's alternatives can point it at either), in which case
+// NewIPTables already covers the legacy tables.
+func isLegacy(ctx context.Context, r *proc.Runner) bool {
+	out, err := r.Output(ctx, "iptables", "-V")
+	return err == nil && strings.Contains(string(out), "legacy")
+}
+
+// Detect returns the backends of All that have input filtering in place
+// (Filtering true), in the same order, leaving out iptables-legacy when the
+// node's iptables is the legacy flavour. A node with both iptables-nft rules
+// and a native nftables table gets both backends.
+func Detect(ctx context.Context, r *proc.Runner) ([]Backend, error) {
+	var out []Backend
+	for _, b := range All(r) {
+		if b.Name() == "iptables-legacy" && isLegacy(ctx, r) {
+			continue // the node's iptables is already the legacy one
+		}
+		ok, err := b.Filtering(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
