@@ -1,0 +1,56 @@
+package baseline
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+func FuzzParseManifest(f *testing.F) {
+	if b, err := os.ReadFile("../examples/baseline/hello.component.toml"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("id = \"a.b\"\nversion = \"1\"\nscript = \"s\"\nversion_command = \"true\"\ntargets = [\"linux\"]\n"))
+	f.Add([]byte("id = 1\n[x]\ny = 2\n"))
+	f.Add([]byte("script = \"../etc/passwd\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data, "fuzz.component.toml")
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.component.toml") {
+				t.Fatalf("error does not name the manifest: %v", err)
+			}
+			return
+		}
+		if m.ID == "" || m.Version == "" || m.VersionCommand == "" || len(m.Targets) == 0 || m.Interpreter == "" {
+			t.Fatalf("accepted incomplete manifest %+v", m)
+		}
+		if strings.ContainsAny(m.Script, `/\`) || m.Script == ".." || m.Script == "" {
+			t.Fatalf("accepted script name %q", m.Script)
+		}
+	})
+}
+
+func FuzzParseControl(f *testing.F) {
+	f.Add([]byte("Package: hello\nVersion: 1.0-1\nArchitecture: amd64\nDescription: greets\n the world\n .\n more\n"))
+	f.Add([]byte("Package: a\n continuation\n\nPackage: b\n"))
+	f.Add([]byte("# comment\nPackage: x\r\nVersion: 1\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseControl(data)
+		if err != nil {
+			return
+		}
+		if c["Package"] == "" || c["Version"] == "" || c["Architecture"] == "" {
+			t.Fatalf("accepted control without required fields: %v", c)
+		}
+	})
+}
+
+// FuzzReadDebControl feeds arbitrary bytes to the .deb reader.
+func FuzzReadDebControl(f *testing.F) {
+	f.Add([]byte("!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"))
+	f.Add([]byte("!<arch>\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		readDebControl(bytes.NewReader(data))
+	})
+}
