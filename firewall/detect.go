@@ -2,6 +2,8 @@ package firewall
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/fleetup/fleetup/proc"
@@ -38,21 +40,28 @@ func isLegacy(ctx context.Context, r *proc.Runner) bool {
 
 // Detect returns the backends of All that have input filtering in place
 // (Filtering true), in the same order, leaving out iptables-legacy when the
-// node's iptables is the legacy flavour. A node with both iptables-nft rules
-// and a native nftables table gets both backends.
+// node's iptables is the legacy flavour. A node with both iptables-nft
+// rules and a native nftables table gets both backends. When a backend
+// cannot tell, Detect goes on with the others and returns those that
+// filter together with the errors joined, so that a caller can still open
+// the port where it can.
 func Detect(ctx context.Context, r *proc.Runner) ([]Backend, error) {
-	var out []Backend
+	var (
+		out  []Backend
+		errs []error
+	)
 	for _, b := range All(r) {
 		if b.Name() == "iptables-legacy" && isLegacy(ctx, r) {
 			continue // the node's iptables is already the legacy one
 		}
 		ok, err := b.Filtering(ctx)
 		if err != nil {
-			return nil, err
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			continue
 		}
 		if ok {
 			out = append(out, b)
 		}
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
