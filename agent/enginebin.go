@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetup/fleetup/engine"
+)
+
+// FindEngine returns the engine binary for linux/goarch. It looks, in
+// order, at $FLEETUP_ENGINE, next to the running fleetup binary
+// (fleetup-engine-linux-GOARCH, then fleetup-engine for the manager's own
+// architecture), and on PATH. The error names every place it looked.
+func FindEngine(goarch, selfArch string) (string, error) {
+	var looked []string
+	if p := os.Getenv("FLEETUP_ENGINE"); p != "" {
+		if isFile(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("FLEETUP_ENGINE=%s: no such file", p)
+	}
+	names := []string{engine.BinaryName + "-linux-" + goarch}
+	if goarch == selfArch {
+		names = append(names, engine.BinaryName)
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Dir(exe)
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			dir = filepath.Dir(real)
+		}
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			if isFile(p) {
+				return p, nil
+			}
+			looked = append(looked, p)
+		}
+	}
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+		looked = append(looked, n+" on PATH")
+	}
+	return "", fmt.Errorf("no engine binary for linux/%s (looked at %s); build it with `go build -o bin/%s ./cmd/fleetup-engine` next to fleetup, or set FLEETUP_ENGINE",
+		goarch, strings.Join(looked, ", "), names[len(names)-1])
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}

@@ -1,0 +1,615 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/engine"
+	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/transport"
+)
+
+// RemoteOptions configure a Remote agent.
+type RemoteOptions struct {
+	RunID string
+	// Node is the node's name for events and reports.
+	Node string
+	// Password, when set, answers sudo's prompt (the SSH password is the
+	// sudo password, as in HP SUM).
+	Password func() ([]byte, error)
+	// Engine returns the engine binary for a node architecture ("amd64").
+	Engine func(goarch string) (string, error)
+	CA     *pki.CA
+	// Manager is the manager's TLS identity as a client of the engine.
+	Manager *pki.Leaf
+	// DepotPort is the manager's HTTPS port the engine pulls from.
+	DepotPort int
+	// EnginePort (DefaultPort when 0) and whether the user chose it.
+	EnginePort         int
+	EnginePortExplicit bool
+	// IdleTimeout is how long the engine waits for the manager before it
+	// removes itself (60s when 0). The manager pings four times as often.
+	IdleTimeout  time.Duration
+	FwupdPlugins []string
+	// SweepRuns are earlier runs the journal says left something on this node.
+	SweepRuns []string
+	// Placed is called once the engine directory exists on the node, so the
+	// caller can journal it before anything else happens.
+	Placed func(dir string, pid, port int)
+	// Notice receives messages the user should see (port moved, firewall
+	// opened, leftovers removed, tunnel used).
+	Notice func(msg string)
+}
+
+// Remote is a node reached over a transport, running the engine.
+type Remote struct {
+	name   string
+	conn   transport.Conn
+	opts   RemoteOptions
+	proc   transport.Process
+	client *engine.Client
+	dir    string
+	ready  *engine.Ready
+
+	lines    chan []byte // the engine's stdout lines after Ready
+	stderrMu sync.Mutex
+	stderr   bytes.Buffer
+	stopBeat context.CancelFunc
+	beatDone chan struct{}
+	// lost is cancelled when the node stops answering; every call to the
+	// engine is bound to it.
+	lost      context.Context
+	setLost   context.CancelCauseFunc
+	closeOnce sync.Once
+	closeRep  *engine.CleanupReport
+	closeErr  error
+}
+
+// Scouting errors the orchestrator and the CLI tell apart.
+var (
+	ErrNoExecDir    = errors.New("no directory on the node where a program may be run")
+	ErrSudoPassword = errors.New("sudo on the node needs a password")
+	ErrSudoRejected = errors.New("sudo on the node rejected the password")
+)
+
+// scoutScript finds the node's architecture and makes the run's private
+// directory (mode 0700, by mktemp) in the first candidate where programs
+// may be executed; it says why it skipped the others.
+const scoutScript = `set -u
+echo "arch=$(uname -m)"
+for d in "${TMPDIR:-/tmp}" /tmp /var/tmp /dev/shm "$HOME"; do
+  [ -d "$d" ] || { echo "skip=$d: no such directory"; continue; }
+  dir=$(mktemp -d "$d/%s.XXXXXX" 2>/dev/null) || { echo "skip=$d: cannot create a directory there"; continue; }
+  printf '#!/bin/sh\nexit 0\n' > "$dir/probe" && chmod 700 "$dir/probe" || { rm -rf "$dir"; echo "skip=$d: cannot write"; continue; }
+  if "$dir/probe" 2>/dev/null; then rm -f "$dir/probe"; echo "dir=$dir"; exit 0; fi
+  rm -rf "$dir"; echo "skip=$d: mounted noexec"
+done
+exit 0
+`
+
+// NewRemote scouts the node behind conn, places and starts the engine, and
+// connects to it. On error everything it placed is removed again and conn
+// is closed.
+func NewRemote(ctx context.Context, name string, conn transport.Conn, opts RemoteOptions) (_ *Remote, err error) {
+	r := &Remote{name: name, conn: conn, opts: opts, lines: make(chan []byte, 16)}
+	r.lost, r.setLost = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			_, _ = r.Close(cctx)
+		}
+	}()
+	if err := r.scout(ctx); err != nil {
+		return r, err
+	}
+	if err := r.start(ctx); err != nil {
+		return r, err
+	}
+	if err := r.connect(ctx); err != nil {
+		return r, err
+	}
+	bctx, cancel := context.WithCancel(context.Background())
+	r.stopBeat = cancel
+	r.beatDone = make(chan struct{})
+	go r.heartbeat(bctx)
+	return r, nil
+}
+
+func (r *Remote) notice(msg string) {
+	if r.opts.Notice != nil {
+		r.opts.Notice(msg)
+	}
+}
+
+func (r *Remote) scout(ctx context.Context) error {
+	var out, errb bytes.Buffer
+	script := fmt.Sprintf(scoutScript, engine.DirPrefix+r.opts.RunID)
+	if err := r.conn.Run(ctx, script, nil, &out, &errb); err != nil {
+		return fmt.Errorf("scout: %w", err)
+	}
+	var arch string
+	var skips []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		switch k {
+		case "arch":
+			arch = v
+		case "dir":
+			r.dir = v
+		case "skip":
+			skips = append(skips, v)
+		}
+	}
+	if r.dir == "" {
+		return fmt.Errorf("%w (%s)", ErrNoExecDir, strings.Join(skips, "; "))
+	}
+	if r.opts.Placed != nil {
+		r.opts.Placed(r.dir, 0, 0)
+	}
+	goarch, ok := map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
+	if !ok {
+		return fmt.Errorf("scout: node architecture %q has no engine build", arch)
+	}
+	bin, err := r.opts.Engine(goarch)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		return fmt.Errorf("engine binary: %w", err)
+	}
+	defer f.Close()
+	if err := r.conn.WriteFile(ctx, r.dir+"/"+engine.BinaryName, 0o700, f); err != nil {
+		return fmt.Errorf("copy engine to %s: %w", r.dir, err)
+	}
+	return nil
+}
+
+// launch starts the placed engine with args (as root: directly, or through
+// sudo, answering its prompt), and waits for the engine's Hello.
+func (r *Remote) launch(ctx context.Context, args string) error {
+	bin := transport.ShellQuote(r.dir + "/" + engine.BinaryName)
+	cmd := "cd / && exec " + bin + " " + args
+	if r.conn.User() != "root" {
+		if r.opts.Password != nil {
+			cmd = "cd / && exec sudo -S -p " + transport.ShellQuote(engine.SudoPrompt) + " -- " + bin + " " + args
+		} else {
+			cmd = "cd / && exec sudo -n -- " + bin + " " + args
+		}
+	}
+	p, err := r.conn.Start(context.WithoutCancel(ctx), cmd)
+	if err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
+	r.proc = p
+
+	hello := make(chan error, 1)
+	go r.readStdout(hello)
+	prompts := make(chan struct{}, 4)
+	go r.readStderr(prompts)
+
+	timer := time.NewTimer(60 * time.Second)
+	defer timer.Stop()
+	asked := 0
+	for {
+		select {
+		case err := <-hello:
+			if err != nil {
+				return r.startError(err)
+			}
+			return nil
+		case <-prompts:
+			asked++
+			if asked > 1 {
+				return ErrSudoRejected
+			}
+			pw, err := r.opts.Password()
+			if err != nil {
+				return fmt.Errorf("sudo password: %w", err)
+			}
+			_, werr := p.Stdin().Write(append(pw, '\n'))
+			for i := range pw {
+				pw[i] = 0
+			}
+			if werr != nil {
+				return fmt.Errorf("answer sudo: %w", werr)
+			}
+		case <-timer.C:
+			return r.startError(errors.New("the engine did not start within 60s"))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Remote) start(ctx context.Context) error {
+	if err := r.launch(ctx, "serve"); err != nil {
+		return err
+	}
+	p := r.proc
+	leaf, err := r.opts.CA.Issue(engine.BinaryName, []string{hostOf(r.conn.RemoteAddr())})
+	if err != nil {
+		return err
+	}
+	cfg := engine.Config{
+		RunID:        r.opts.RunID,
+		Node:         r.name,
+		Port:         r.opts.EnginePort,
+		PortExplicit: r.opts.EnginePortExplicit,
+		CertPEM:      leaf.CertPEM,
+		KeyPEM:       leaf.KeyPEM,
+		CAPEM:        r.opts.CA.CertPEM(),
+		ManagerAddr:  hostOf(r.conn.LocalAddr()),
+		OpenFirewall: true,
+		DepotURL:     "https://" + net.JoinHostPort(hostOf(r.conn.LocalAddr()), strconv.Itoa(r.opts.DepotPort)),
+		IdleTimeout:  engine.Duration(r.idle()),
+		FwupdPlugins: r.opts.FwupdPlugins,
+		SweepRuns:    r.opts.SweepRuns,
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := p.Stdin().Write(append(b, '\n')); err != nil {
+		return r.startError(fmt.Errorf("send config: %w", err))
+	}
+	select {
+	case l, ok := <-r.lines:
+		if !ok {
+			return r.startError(errors.New("the engine exited before it was ready"))
+		}
+		var sl engine.StartLine
+		if err := json.Unmarshal(l, &sl); err != nil || sl.Ready == nil {
+			return r.startError(fmt.Errorf("unexpected engine answer %q", l))
+		}
+		if sl.Ready.Error != "" {
+			return fmt.Errorf("engine: %s", sl.Ready.Error)
+		}
+		r.ready = sl.Ready
+		if sl.Swept != nil {
+			r.notice("removed leftovers of an earlier run: " + describe(sl.Swept))
+		}
+	case <-time.After(3 * time.Minute):
+		return r.startError(errors.New("the engine did not answer its configuration within 3m"))
+	}
+	if r.opts.Placed != nil {
+		r.opts.Placed(r.dir, r.ready.PID, r.ready.Port)
+	}
+	if r.ready.PortMoved != "" {
+		r.notice(r.ready.PortMoved)
+	}
+	for _, fw := range r.ready.Firewall {
+		r.notice("opened the node's firewall: " + fw)
+	}
+	return nil
+}
+
+func (r *Remote) idle() time.Duration {
+	if r.opts.IdleTimeout > 0 {
+		return r.opts.IdleTimeout
+	}
+	return 60 * time.Second
+}
+
+// startError adds what the engine or sudo said on stderr.
+func (r *Remote) startError(err error) error {
+	r.stderrMu.Lock()
+	msg := strings.TrimSpace(r.stderr.String())
+	r.stderrMu.Unlock()
+	if strings.Contains(msg, "a password is required") {
+		return fmt.Errorf("%w: give one with --password-file or FLEETUP_PASSWORD, or allow NOPASSWD", ErrSudoPassword)
+	}
+	if strings.Contains(msg, "incorrect password") || strings.Contains(msg, "Sorry, try again") {
+		return ErrSudoRejected
+	}
+	if msg != "" {
+		if len(msg) > 1000 {
+			msg = msg[len(msg)-1000:]
+		}
+		return fmt.Errorf("%w; the node said: %s", err, msg)
+	}
+	return err
+}
+
+func (r *Remote) readStdout(hello chan<- error) {
+	defer close(r.lines)
+	sc := bufio.NewScanner(r.proc.Stdout())
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	gotHello := false
+	for sc.Scan() {
+		l := sc.Bytes()
+		if !gotHello {
+			if string(l) == engine.Hello {
+				gotHello = true
+				hello <- nil
+			}
+			continue
+		}
+		r.lines <- append([]byte(nil), l...)
+	}
+	if !gotHello {
+		hello <- errors.New("the engine exited before it started")
+	}
+}
+
+func (r *Remote) readStderr(prompts chan<- struct{}) {
+	buf := make([]byte, 4096)
+	var pending []byte
+	for {
+		n, err := r.proc.Stderr().Read(buf)
+		if n > 0 {
+			r.stderrMu.Lock()
+			if r.stderr.Len() < 64<<10 {
+				r.stderr.Write(buf[:n])
+			}
+			r.stderrMu.Unlock()
+			pending = append(pending, buf[:n]...)
+			for {
+				i := bytes.Index(pending, []byte(engine.SudoPrompt))
+				if i < 0 {
+					break
+				}
+				pending = pending[i+len(engine.SudoPrompt):]
+				select {
+				case prompts <- struct{}{}:
+				default:
+				}
+			}
+			if len(pending) > len(engine.SudoPrompt) {
+				pending = pending[len(pending)-len(engine.SudoPrompt):]
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// connect reaches the engine's TLS port: directly at the node's address,
+// or, when that is blocked, through the transport's own connection.
+func (r *Remote) connect(ctx context.Context) error {
+	tlsConf := pki.ClientTLS(r.opts.CA.Pool(), r.opts.Manager.Cert, pki.EngineName)
+	port := strconv.Itoa(r.ready.Port)
+	direct := net.JoinHostPort(hostOf(r.conn.RemoteAddr()), port)
+	c := engine.NewClient(direct, tlsConf, nil)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := c.Ping(pctx)
+	cancel()
+	if err == nil {
+		r.client = c
+		return nil
+	}
+	c.Close()
+	// Through the SSH connection, from the node's loopback.
+	tunnel := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return r.conn.DialNode(ctx, net.JoinHostPort("localhost", port))
+	}
+	c = engine.NewClient(direct, tlsConf, tunnel)
+	pctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	terr := c.Ping(pctx)
+	cancel()
+	if terr != nil {
+		c.Close()
+		return fmt.Errorf("reach the engine on port %s: directly: %v; through the SSH connection: %w", port, err, terr)
+	}
+	r.notice(fmt.Sprintf("engine port %s is not reachable from the manager (%v); talking to the engine through the SSH connection", port, err))
+	r.client = c
+	return nil
+}
+
+// heartbeat pings the engine four times per idle timeout, which keeps the
+// engine's watchdog fed, and declares the node lost after three pings in a
+// row went unanswered: every call in flight then fails at once.
+func (r *Remote) heartbeat(ctx context.Context) {
+	defer close(r.beatDone)
+	t := time.NewTicker(r.idle() / 4)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, r.idle()/4)
+			err := r.client.Ping(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				missed = 0
+				continue
+			}
+			if missed++; missed >= 3 {
+				r.setLost(fmt.Errorf("connection to %s lost: the engine has not answered for %s (last error: %v)", r.name, 3*r.idle()/4, err))
+				return
+			}
+		}
+	}
+}
+
+// op binds ctx to the node's liveness and turns a failure after the node
+// was lost into the loss's own error.
+func (r *Remote) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	octx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.lost, func() { cancel(context.Cause(r.lost)) })
+	return octx, func() { stop(); cancel(nil) }
+}
+
+func (r *Remote) wrap(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cause := context.Cause(r.lost); cause != nil {
+		return cause
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return fmt.Errorf("%w (%v)", err, cause)
+	}
+	return err
+}
+
+// Lost reports why the node was declared lost, or nil.
+func (r *Remote) Lost() error { return context.Cause(r.lost) }
+
+// Name implements Agent.
+func (r *Remote) Name() string { return r.name }
+
+// Inventory implements Agent.
+func (r *Remote) Inventory(ctx context.Context) (*fleetup.Inventory, error) {
+	octx, done := r.op(ctx)
+	defer done()
+	inv, err := r.client.Inventory(octx)
+	return inv, r.wrap(octx, err)
+}
+
+// Probe implements Agent.
+func (r *Remote) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
+	octx, done := r.op(ctx)
+	defer done()
+	p, err := r.client.Probe(octx, comps)
+	return p, r.wrap(octx, err)
+}
+
+// Install implements Agent.
+func (r *Remote) Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+	octx, done := r.op(ctx)
+	defer done()
+	res, err := r.client.Install(octx, req, emit)
+	return res, r.wrap(octx, err)
+}
+
+// Cancel implements Agent.
+func (r *Remote) Cancel(ctx context.Context) error {
+	octx, done := r.op(ctx)
+	defer done()
+	return r.wrap(octx, r.client.Cancel(octx))
+}
+
+// Close implements Agent. It closes the engine's stdin, which makes the
+// engine finish the component it installs, stop what its installs started,
+// remove its firewall rules and its directory, and report; then it checks
+// the directory is gone and closes the connection.
+func (r *Remote) Close(ctx context.Context) (*engine.CleanupReport, error) {
+	r.closeOnce.Do(func() { r.closeRep, r.closeErr = r.close(ctx) })
+	return r.closeRep, r.closeErr
+}
+
+func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
+	rep := &engine.CleanupReport{Node: r.name}
+	var errs []error
+	if r.stopBeat != nil {
+		r.stopBeat()
+		<-r.beatDone
+	}
+	if r.client != nil {
+		r.client.Close()
+	}
+	if lost := r.Lost(); lost != nil {
+		// Nothing can be done on the node now. The engine removes itself
+		// once it has not heard from the manager for its idle timeout.
+		if r.proc != nil {
+			_ = r.proc.Close()
+		}
+		_ = r.conn.Close()
+		return rep, fmt.Errorf("clean-up on %s not confirmed: %w; the engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, lost, r.idle(), r.name)
+	}
+	if r.proc != nil {
+		_ = r.proc.Stdin().Close()
+		got := false
+	read:
+		for {
+			select {
+			case l, ok := <-r.lines:
+				if !ok {
+					break read
+				}
+				var sl engine.StartLine
+				if json.Unmarshal(l, &sl) == nil && sl.Cleanup != nil {
+					rep.Merge(sl.Cleanup)
+					got = true
+				}
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("the engine did not report its clean-up: %w", ctx.Err()))
+				break read
+			}
+		}
+		_ = r.proc.Close()
+		if !got && len(errs) == 0 {
+			errs = append(errs, r.startError(errors.New("the engine exited without reporting its clean-up")))
+		}
+	}
+	if r.dir != "" {
+		// The engine removes its directory itself; make sure, and remove
+		// what is left (an engine that never started, say).
+		var out bytes.Buffer
+		q := transport.ShellQuote(r.dir)
+		err := r.conn.Run(ctx, "if [ -e "+q+" ]; then rm -rf "+q+" && echo removed; fi", nil, &out, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("check %s: %w", r.dir, err))
+		} else if strings.Contains(out.String(), "removed") {
+			rep.Files = append(rep.Files, r.dir)
+		}
+	}
+	if err := r.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+		errs = append(errs, err)
+	}
+	for _, e := range rep.Errors {
+		errs = append(errs, errors.New(e))
+	}
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("clean-up on %s: %w", r.name, errors.Join(errs...))
+	}
+	return rep, nil
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+func describe(rep *engine.CleanupReport) string {
+	var parts []string
+	if len(rep.Processes) > 0 {
+		parts = append(parts, "processes "+strings.Join(rep.Processes, ", "))
+	}
+	if len(rep.Firewall) > 0 {
+		parts = append(parts, "firewall rules "+strings.Join(rep.Firewall, ", "))
+	}
+	if len(rep.Files) > 0 {
+		parts = append(parts, "files "+strings.Join(rep.Files, ", "))
+	}
+	if len(rep.Errors) > 0 {
+		parts = append(parts, "errors "+strings.Join(rep.Errors, "; "))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Describe is a one-line account of a clean-up report.
+func Describe(rep *engine.CleanupReport) string { return describe(rep) }

@@ -1,0 +1,376 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fleetup/fleetup/firewall"
+	"github.com/fleetup/fleetup/installer"
+	"github.com/fleetup/fleetup/inventory"
+	"github.com/fleetup/fleetup/proc"
+)
+
+// Version is the engine's version, set at link time.
+var Version = "dev"
+
+// Main is the engine program: `fleetup-engine serve` (the handshake on
+// stdin/stdout described at Hello), `fleetup-engine sweep` (remove what
+// earlier runs left; prints a CleanupReport as JSON) and `fleetup-engine
+// version`. It returns the exit code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: fleetup-engine serve|sweep|version")
+		return 2
+	}
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, Version)
+		return 0
+	case "serve":
+		return serve(stdin, stdout, stderr)
+	case "sweep":
+		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		all := fs.Bool("all", false, "remove live engines too")
+		var runs stringList
+		fs.Var(&runs, "run", "a run id whose leftovers go even if its engine runs (repeatable)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		opts := SweepOptions{All: *all, Runs: runs}
+		if exe, err := os.Executable(); err == nil {
+			opts.Keep = filepath.Dir(exe)
+		}
+		fmt.Fprintln(stdout, Hello)
+		rep := Sweep(context.Background(), opts)
+		_ = json.NewEncoder(stdout).Encode(rep)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "fleetup-engine: unknown command %q\n", args[0])
+		return 2
+	}
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// StartLine is the first line of the engine's answer after its Config, and
+// CleanupLine its last line before it exits.
+type StartLine struct {
+	Ready   *Ready         `json:"ready,omitempty"`
+	Swept   *CleanupReport `json:"swept,omitempty"`
+	Cleanup *CleanupReport `json:"cleanup,omitempty"`
+}
+
+func serve(stdin io.Reader, stdout, stderr io.Writer) int {
+	signal.Ignore(syscall.SIGPIPE)
+	logger := log.New(stderr, "fleetup-engine: ", log.LstdFlags|log.Lmicroseconds)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	fmt.Fprintln(stdout, Hello)
+
+	br := bufio.NewReaderSize(stdin, 64<<10)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		logger.Printf("read config: %v", err)
+		selfRemove(logger)
+		return 1
+	}
+	var cfg Config
+	if err := json.Unmarshal(line, &cfg); err != nil {
+		fail(stdout, logger, fmt.Errorf("config: %w", err))
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fail(stdout, logger, err)
+		return 1
+	}
+	dir := filepath.Dir(exe)
+	if RunIDFromDir(dir) == "" {
+		// Never remove a directory we did not make.
+		dir = ""
+	}
+	e := &engine{cfg: cfg, dir: dir, logger: logger, runner: &proc.Runner{Marker: cfg.RunID, Env: []string{"NO_COLOR=1"}}}
+	ready, swept, err := e.start()
+	if err != nil {
+		rep := e.cleanup(0)
+		fail(stdout, logger, err)
+		_ = json.NewEncoder(stdout).Encode(StartLine{Cleanup: rep})
+		return 1
+	}
+	_ = json.NewEncoder(stdout).Encode(StartLine{Ready: ready, Swept: swept})
+
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, br)
+		close(eof)
+	}()
+	idle := time.Duration(cfg.IdleTimeout)
+	if idle == 0 {
+		idle = 60 * time.Second
+	}
+	tick := time.NewTicker(idle / 10)
+	defer tick.Stop()
+	var reason string
+wait:
+	for {
+		select {
+		case <-eof:
+			reason = "the manager closed the session"
+			break wait
+		case s := <-sigs:
+			reason = "signal " + s.String()
+			break wait
+		case <-tick.C:
+			if e.handler.Idle() > idle {
+				reason = fmt.Sprintf("no word from the manager for %s", idle)
+				break wait
+			}
+		}
+	}
+	logger.Printf("stopping: %s", reason)
+	rep := e.cleanup(2 * time.Minute)
+	_ = json.NewEncoder(stdout).Encode(StartLine{Cleanup: rep})
+	return 0
+}
+
+func fail(stdout io.Writer, logger *log.Logger, err error) {
+	logger.Print(err)
+	_ = json.NewEncoder(stdout).Encode(StartLine{Ready: &Ready{Error: err.Error(), PID: os.Getpid()}})
+}
+
+// selfRemove removes the engine's own directory when it never got going.
+func selfRemove(logger *log.Logger) {
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	if dir := filepath.Dir(exe); RunIDFromDir(dir) != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			logger.Print(err)
+		}
+	}
+}
+
+type engine struct {
+	cfg      Config
+	dir      string
+	logger   *log.Logger
+	runner   *proc.Runner
+	svc      *Service
+	handler  *Handler
+	srv      *http.Server
+	status   *StatusPoster
+	backends []firewall.Backend
+	tag      string
+}
+
+func (e *engine) start() (*Ready, *CleanupReport, error) {
+	cfg := e.cfg
+	if cfg.RunID == "" || strings.ContainsAny(cfg.RunID, "/\\ \t\n") {
+		return nil, nil, fmt.Errorf("config: bad run id %q", cfg.RunID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Leftovers of earlier runs first: their engines may hold our port.
+	swept := Sweep(ctx, SweepOptions{Keep: e.dir, Runs: cfg.SweepRuns})
+	if swept.Empty() {
+		swept = nil
+	}
+
+	cert, err := tls.X509KeyPair(cfg.CertPEM, cfg.KeyPEM)
+	if err != nil {
+		return nil, swept, fmt.Errorf("config: engine certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(cfg.CAPEM) {
+		return nil, swept, errors.New("config: no CA certificate in ca_pem")
+	}
+	serverTLS := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}
+	clientTLS := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ServerName:   "fleetup-manager",
+	}
+
+	ln, port, moved, err := listen(cfg)
+	if err != nil {
+		return nil, swept, err
+	}
+	ready := &Ready{Port: port, PID: os.Getpid(), Dir: e.dir, PortMoved: moved}
+	e.tag = firewall.TagPrefix + cfg.RunID
+	if e.dir != "" {
+		st := State{RunID: cfg.RunID, PID: os.Getpid(), Port: port, Tag: e.tag, Started: time.Now()}
+		b, _ := json.Marshal(st)
+		if err := os.WriteFile(filepath.Join(e.dir, StateFile), b, 0o600); err != nil {
+			ln.Close()
+			return nil, swept, fmt.Errorf("write state: %w", err)
+		}
+	}
+	if cfg.OpenFirewall && cfg.ManagerAddr != "" && cfg.Listen == "" {
+		src, err := netip.ParseAddr(cfg.ManagerAddr)
+		if err != nil {
+			ln.Close()
+			return nil, swept, fmt.Errorf("config: manager address %q: %w", cfg.ManagerAddr, err)
+		}
+		backends, err := firewall.Detect(ctx, e.runner)
+		if err != nil {
+			ln.Close()
+			return nil, swept, fmt.Errorf("detect firewall: %w", err)
+		}
+		for _, b := range backends {
+			e.backends = append(e.backends, b)
+			if err := b.Allow(ctx, firewall.Rule{Tag: e.tag, Port: port, Source: src.Unmap()}); err != nil {
+				ln.Close()
+				return nil, swept, fmt.Errorf("open port %d in %s: %w", port, b.Name(), err)
+			}
+			ready.Firewall = append(ready.Firewall, fmt.Sprintf("%s: accept tcp from %s to port %d (%s)", b.Name(), src.Unmap(), port, e.tag))
+		}
+	}
+
+	workDir := filepath.Join(e.dir, "payloads")
+	if e.dir == "" {
+		workDir, err = os.MkdirTemp("", DirPrefix+cfg.RunID+".")
+		if err != nil {
+			ln.Close()
+			return nil, swept, err
+		}
+	}
+	icfg := installer.Config{Runner: e.runner, FwupdPlugins: cfg.FwupdPlugins}
+	e.svc = &Service{
+		Node:       cfg.Node,
+		Runner:     e.runner,
+		Installers: installer.ByKind(icfg),
+		Inventory:  inventory.Options{FwupdPlugins: cfg.FwupdPlugins},
+		Fetcher:    NewDepotFetcher(cfg.DepotURL, clientTLS),
+		WorkDir:    workDir,
+	}
+	e.handler = NewHandler(e.svc)
+	if cfg.DepotURL != "" {
+		fetcher := e.svc.Fetcher.(*DepotFetcher)
+		e.status = NewStatusPoster(cfg.DepotURL, fetcher.Client, e.logger)
+		e.handler.OnEvent = e.status.Post
+	}
+	e.srv = &http.Server{
+		Handler:           e.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go func() { _ = e.srv.Serve(tls.NewListener(ln, serverTLS)) }()
+	return ready, swept, nil
+}
+
+// listen binds the engine's port: the configured one, or, when the default
+// is taken and the user did not choose it, the next free one.
+func listen(cfg Config) (net.Listener, int, string, error) {
+	port := cfg.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	tries := 1
+	if !cfg.PortExplicit {
+		tries = 100
+	}
+	var firstErr error
+	for i := 0; i < tries && port+i <= 65535; i++ {
+		p := port + i
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Listen, strconv.Itoa(p)))
+		if err == nil {
+			moved := ""
+			if i > 0 {
+				moved = fmt.Sprintf("port %d is in use on the node; the engine listens on %d", port, p)
+			}
+			return ln, p, moved, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if cfg.PortExplicit {
+		return nil, 0, "", fmt.Errorf("engine port %d (chosen with --engine-port) is not free on the node: %w", port, firstErr)
+	}
+	return nil, 0, "", fmt.Errorf("no free engine port in %d-%d: %w", port, port+tries-1, firstErr)
+}
+
+// cleanup stops installs (waiting up to grace for the component being
+// installed), the server, every marked process, removes the firewall rules
+// and the engine's directory, and says what it removed.
+func (e *engine) cleanup(grace time.Duration) *CleanupReport {
+	rep := &CleanupReport{Node: e.cfg.Node}
+	if e.svc != nil {
+		e.svc.Cancel()
+		deadline := time.Now().Add(grace)
+		for !e.svc.installMu.TryLock() {
+			if time.Now().After(deadline) {
+				e.svc.Stop()
+				e.svc.installMu.Lock()
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		e.svc.installMu.Unlock()
+	}
+	if e.status != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		e.status.Close(ctx)
+		cancel()
+	}
+	if e.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = e.srv.Shutdown(ctx)
+		cancel()
+		_ = e.srv.Close()
+	}
+	if e.svc != nil {
+		rep.Merge(e.svc.Cleanup(3 * time.Second))
+	} else {
+		pids, _ := proc.KillMarked(e.cfg.RunID, 3*time.Second)
+		for _, pid := range pids {
+			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d", pid))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, b := range e.backends {
+		removed, err := b.Remove(ctx, e.tag)
+		rep.Firewall = append(rep.Firewall, removed...)
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", b.Name(), err))
+		}
+	}
+	if e.dir != "" {
+		if err := os.RemoveAll(e.dir); err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		} else {
+			rep.Files = append(rep.Files, e.dir)
+		}
+	}
+	return rep
+}

@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/installer"
+	"github.com/fleetup/fleetup/inventory"
+	"github.com/fleetup/fleetup/proc"
+)
+
+// Fetcher gets a component's payload for the engine.
+type Fetcher interface {
+	// Fetch writes c's payload to w, calling progress with the running
+	// byte count. It does not check the payload; the Service does.
+	Fetch(ctx context.Context, c *fleetup.Component, w io.Writer, progress func(n int64)) error
+}
+
+// FileFetcher reads payloads from the manager's own disk (c.Path); the local
+// node uses it.
+type FileFetcher struct{}
+
+// Fetch implements Fetcher.
+func (FileFetcher) Fetch(ctx context.Context, c *fleetup.Component, w io.Writer, progress func(int64)) error {
+	f, err := os.Open(c.Path)
+	if err != nil {
+		return fmt.Errorf("open payload: %w", err)
+	}
+	defer f.Close()
+	_, err = io.Copy(w, &ctxReader{ctx: ctx, r: f, progress: progress})
+	return err
+}
+
+type ctxReader struct {
+	ctx      context.Context
+	r        io.Reader
+	n        int64
+	progress func(int64)
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	if r.progress != nil && n > 0 {
+		r.progress(r.n)
+	}
+	return n, err
+}
+
+// Service is the node-side work: inventory, probes and installs. The engine
+// serves it over TLS; the manager uses it in-process for the local node.
+// One Install runs at a time.
+type Service struct {
+	Node       string
+	Runner     *proc.Runner
+	Installers map[fleetup.Kind]installer.Installer
+	Inventory  inventory.Options
+	Fetcher    Fetcher
+	// WorkDir holds payloads while they are installed; each is removed
+	// right after its install.
+	WorkDir string
+	// InstallTimeout bounds one component's install (30 minutes when 0).
+	InstallTimeout time.Duration
+
+	cancelled  atomic.Bool
+	cancelOnce sync.Once
+	cancelCh   chan struct{} // closed by Cancel: aborts a transfer, not an install
+	installMu  sync.Mutex
+	// stop, when closed, abandons even the component being installed.
+	stopOnce sync.Once
+	stop     chan struct{}
+	initOnce sync.Once
+}
+
+func (s *Service) init() {
+	s.initOnce.Do(func() {
+		s.stop = make(chan struct{})
+		s.cancelCh = make(chan struct{})
+	})
+}
+
+// Collect inventories the node.
+func (s *Service) Collect(ctx context.Context) *fleetup.Inventory {
+	inv := inventory.Collect(ctx, s.Runner, s.Inventory)
+	if inv.Hostname == "" {
+		inv.Hostname = s.Node
+	}
+	return inv
+}
+
+// Probe asks each component's installer about the node.
+func (s *Service) Probe(ctx context.Context, inv *fleetup.Inventory, comps []fleetup.Component) []fleetup.Probe {
+	out := make([]fleetup.Probe, len(comps))
+	for i := range comps {
+		c := &comps[i]
+		inst, ok := s.Installers[c.Kind]
+		if !ok {
+			out[i] = fleetup.Probe{ComponentID: c.ID, Reason: fmt.Sprintf("this engine cannot install %q components", c.Kind)}
+			continue
+		}
+		p, err := inst.Probe(ctx, c, inv)
+		p.ComponentID = c.ID
+		if err != nil {
+			p.Applicable = false
+			p.Reason = "probe failed: " + err.Error()
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// Cancel makes the running Install finish the component it is installing
+// and skip the rest (HP SUM's abort).
+func (s *Service) Cancel() {
+	s.init()
+	s.cancelled.Store(true)
+	s.cancelOnce.Do(func() { close(s.cancelCh) })
+}
+
+// Stop abandons the running install at once, even mid-component; the engine
+// calls it when its grace period at shutdown runs out.
+func (s *Service) Stop() {
+	s.Cancel()
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+// Install installs the items in order, sending progress to emit, and
+// returns one result per item. Cancel (or ctx ending) skips the items not
+// yet started; the item being installed is finished first.
+func (s *Service) Install(ctx context.Context, req InstallRequest, emit func(fleetup.Event)) []fleetup.ComponentResult {
+	s.init()
+	s.installMu.Lock()
+	defer s.installMu.Unlock()
+	results := make([]fleetup.ComponentResult, 0, len(req.Items))
+	for _, it := range req.Items {
+		c := it.Component
+		res := fleetup.ComponentResult{ComponentID: c.ID, Version: c.Version, Action: it.Action, Installed: it.Installed}
+		if s.cancelled.Load() || ctx.Err() != nil {
+			res.Phase = fleetup.PhaseSkipped
+			res.Reason = "cancelled before it started"
+			emit(s.event(&c, fleetup.PhaseSkipped, res.Reason))
+			results = append(results, res)
+			continue
+		}
+		err := s.installOne(ctx, &c, req, emit, &res)
+		if err != nil {
+			res.Phase = fleetup.PhaseFailed
+			res.Error = err.Error()
+			emit(s.event(&c, fleetup.PhaseFailed, res.Error))
+		} else {
+			res.Phase = fleetup.PhaseInstalled
+			msg := "installed " + c.Version
+			if res.After != "" && res.After != c.Version {
+				msg += " (node now reports " + res.After + ")"
+			}
+			emit(s.event(&c, fleetup.PhaseInstalled, msg))
+		}
+		results = append(results, res)
+	}
+	return results
+}
+
+func (s *Service) event(c *fleetup.Component, ph fleetup.Phase, msg string) fleetup.Event {
+	return fleetup.Event{Time: time.Now(), Node: s.Node, Component: c.ID, Phase: ph, Message: msg}
+}
+
+func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req InstallRequest, emit func(fleetup.Event), res *fleetup.ComponentResult) error {
+	inst, ok := s.Installers[c.Kind]
+	if !ok {
+		return fmt.Errorf("this engine cannot install %q components", c.Kind)
+	}
+	name := filepath.Base(c.File)
+	if name == "." || name == "/" || strings.ContainsAny(name, "/\\") || len(c.SHA256) != 64 {
+		return fmt.Errorf("component %s: bad file name %q or hash %q", c.ID, c.File, c.SHA256)
+	}
+	if err := os.MkdirAll(s.WorkDir, 0o700); err != nil {
+		return fmt.Errorf("payload directory: %w", err)
+	}
+	path := filepath.Join(s.WorkDir, c.SHA256[:16]+"-"+name)
+	defer os.Remove(path)
+
+	emit(fleetup.Event{Time: time.Now(), Node: s.Node, Component: c.ID, Phase: fleetup.PhaseDownload, Total: c.Size, Message: "fetching " + c.File})
+	// A transfer is cheap to abandon: a cancel stops it at once.
+	fctx, fcancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.cancelCh:
+			fcancel()
+		case <-fctx.Done():
+		}
+	}()
+	err := s.fetch(fctx, c, path)
+	fcancel()
+	if err != nil {
+		if s.cancelled.Load() {
+			return fmt.Errorf("cancelled while fetching %s: %w", c.File, err)
+		}
+		return err
+	}
+	emit(s.event(c, fleetup.PhaseVerify, "sha256 "+c.SHA256[:12]+"… matches"))
+
+	emit(s.event(c, fleetup.PhaseInstall, "installing "+c.Version))
+	timeout := s.InstallTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Minute
+	}
+	// The component being installed is finished even if the run is
+	// cancelled: stopping a firmware flash half-way is worse than waiting.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ictx.Done():
+		}
+	}()
+	out, err := inst.Install(ictx, c, path, installer.Options{Downgrade: req.Downgrade, Rewrite: req.Rewrite})
+	if err != nil {
+		return fmt.Errorf("install %s: %w", c.File, err)
+	}
+	res.RebootNeeded = out.RebootNeeded || c.Reboot
+	// Read the version back from the node: the proof the install took.
+	inv := s.Collect(ictx)
+	p, perr := inst.Probe(ictx, c, inv)
+	if perr == nil {
+		res.After = p.Installed
+	}
+	return nil
+}
+
+// fetch gets c's payload into path and checks its size and SHA-256 before
+// anything uses it.
+func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("create payload file: %w", err)
+	}
+	h := sha256.New()
+	cw := &countWriter{}
+	err = s.Fetcher.Fetch(ctx, c, io.MultiWriter(f, h, cw), nil)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", c.File, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if cw.n != c.Size || got != c.SHA256 {
+		return &ChecksumError{File: c.File, WantSHA: c.SHA256, GotSHA: got, WantSize: c.Size, GotSize: cw.n}
+	}
+	return nil
+}
+
+// ChecksumError is a payload that arrived different from the baseline's: it
+// is never installed.
+type ChecksumError struct {
+	File              string
+	WantSHA, GotSHA   string
+	WantSize, GotSize int64
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("payload %s refused before install: sha256 %s (%d bytes), baseline says %s (%d bytes)",
+		e.File, e.GotSHA, e.GotSize, e.WantSHA, e.WantSize)
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+// Cleanup ends everything this service's installs started (processes that
+// carry the run's marker) and removes its work directory.
+func (s *Service) Cleanup(grace time.Duration) *CleanupReport {
+	rep := &CleanupReport{Node: s.Node}
+	if s.Runner != nil && s.Runner.Marker != "" {
+		pids, err := proc.KillMarked(s.Runner.Marker, grace)
+		for _, pid := range pids {
+			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d (%s)", pid, commOf(pid)))
+		}
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	if s.WorkDir != "" {
+		if _, err := os.Stat(s.WorkDir); err == nil {
+			if err := os.RemoveAll(s.WorkDir); err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+			} else {
+				rep.Files = append(rep.Files, s.WorkDir)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+	}
+	return rep
+}
+
+func commOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return "gone"
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,211 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fleetup/fleetup/firewall"
+	"github.com/fleetup/fleetup/proc"
+)
+
+// SweepOptions choose what a sweep removes.
+type SweepOptions struct {
+	// Runs are run ids whose leftovers go even if their engine still runs
+	// (the manager's journal says the run is over).
+	Runs []string
+	// All removes every fleetup leftover, live engines included.
+	All bool
+	// Keep is a directory never touched (the sweeping engine's own).
+	Keep string
+	// Roots are the directories searched for engine directories; the
+	// usual temporary and home directories when empty.
+	Roots []string
+}
+
+// DefaultRoots are where the manager may have placed an engine directory.
+func DefaultRoots() []string {
+	roots := []string{os.TempDir(), "/tmp", "/var/tmp", "/dev/shm", "/root"}
+	homes, _ := filepath.Glob("/home/*")
+	roots = append(roots, homes...)
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range roots {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// RunIDFromDir returns the run id in an engine directory name
+// ("fleetup-<run>.XXXXXX"), or "".
+func RunIDFromDir(dir string) string {
+	base := filepath.Base(dir)
+	if !strings.HasPrefix(base, DirPrefix) {
+		return ""
+	}
+	rest := strings.TrimPrefix(base, DirPrefix)
+	if i := strings.LastIndexByte(rest, '.'); i > 0 {
+		return rest[:i]
+	}
+	return ""
+}
+
+// Sweep removes what earlier runs left on this node: engine directories,
+// engines and the processes their installs started, and firewall rules
+// tagged with their run ids. A live engine of another run is left alone
+// unless its run is named in opts.Runs or opts.All is set. It must run as
+// root to see and stop everything.
+func Sweep(ctx context.Context, opts SweepOptions) *CleanupReport {
+	rep := &CleanupReport{}
+	named := map[string]bool{}
+	for _, r := range opts.Runs {
+		named[r] = true
+	}
+	roots := opts.Roots
+	if len(roots) == 0 {
+		roots = DefaultRoots()
+	}
+	dead := map[string]bool{}
+	live := map[string]bool{}
+	for _, root := range roots {
+		dirs, _ := filepath.Glob(filepath.Join(root, DirPrefix+"*"))
+		for _, dir := range dirs {
+			if opts.Keep != "" && sameDir(dir, opts.Keep) {
+				continue
+			}
+			fi, err := os.Lstat(dir)
+			if err != nil || !fi.IsDir() {
+				continue
+			}
+			run := RunIDFromDir(dir)
+			if run == "" {
+				continue
+			}
+			var st State
+			b, err := os.ReadFile(filepath.Join(dir, StateFile))
+			if err == nil {
+				_ = json.Unmarshal(b, &st)
+			}
+			alive := st.PID > 0 && engineAlive(st.PID)
+			if err != nil && time.Since(fi.ModTime()) < 10*time.Minute && !named[run] && !opts.All {
+				// No state yet: an engine of another manager may be
+				// starting right now.
+				live[run] = true
+				continue
+			}
+			if alive && !named[run] && !opts.All {
+				live[run] = true
+				continue
+			}
+			if alive {
+				stopPID(st.PID, 10*time.Second)
+				rep.Processes = append(rep.Processes, fmt.Sprintf("engine pid %d of run %s", st.PID, run))
+			}
+			dead[run] = true
+			if _, err := os.Stat(dir); err == nil {
+				if err := os.RemoveAll(dir); err != nil {
+					rep.Errors = append(rep.Errors, fmt.Sprintf("remove %s: %v", dir, err))
+				} else {
+					rep.Files = append(rep.Files, dir)
+				}
+			}
+		}
+	}
+	for r := range named {
+		dead[r] = true
+	}
+	// Processes an install started that outlived their engine.
+	if all, err := proc.Marked("*"); err == nil {
+		for _, pid := range all {
+			run := markerOf(pid)
+			if run == "" || live[run] && !opts.All {
+				continue
+			}
+			if !dead[run] && !opts.All {
+				// A marked process with no directory: its engine is gone.
+				dead[run] = true
+			}
+		}
+	}
+	for run := range dead {
+		if run == "" {
+			continue
+		}
+		pids, _ := proc.KillMarked(run, 3*time.Second)
+		for _, pid := range pids {
+			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d of run %s", pid, run))
+		}
+	}
+	runner := &proc.Runner{}
+	for _, b := range firewall.All(runner) {
+		if opts.All {
+			removed, err := b.Remove(ctx, firewall.TagPrefix)
+			rep.Firewall = append(rep.Firewall, removed...)
+			if err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+			}
+			continue
+		}
+		for run := range dead {
+			removed, err := b.Remove(ctx, firewall.TagPrefix+run)
+			rep.Firewall = append(rep.Firewall, removed...)
+			if err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+			}
+		}
+	}
+	return rep
+}
+
+func sameDir(a, b string) bool {
+	ca, err1 := filepath.EvalSymlinks(a)
+	cb, err2 := filepath.EvalSymlinks(b)
+	if err1 != nil || err2 != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return ca == cb
+}
+
+// engineAlive reports whether pid is a running fleetup engine.
+func engineAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return strings.Contains(string(b), BinaryName)
+}
+
+func markerOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, proc.MarkerVar+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// stopPID asks pid to end (SIGTERM: an engine cleans up after itself), then
+// kills it when it has not gone after grace.
+func stopPID(pid int, grace time.Duration) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil || !engineAlive(pid) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+}

@@ -1,0 +1,299 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetup/fleetup/internal/testbaseline"
+	"github.com/fleetup/fleetup/lab"
+)
+
+// bigScript writes a script component whose payload is size bytes (a short
+// script padded after its exit), so its transfer takes a while.
+func bigScript(t *testing.T, dir, id string, size int) {
+	t.Helper()
+	body := "#!/bin/sh\necho big > /opt/fleetup-big\nexit 0\n"
+	pad := strings.Repeat("# padding to make the payload large\n", size/36+1)
+	testbaseline.Script(t, dir, id, "1.0", body+pad, "cat /opt/fleetup-big 2>/dev/null >/dev/null && echo 1.0", "linux")
+}
+
+func TestCancelMidDeploy(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 2})
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "a-first", "1.0", "#!/bin/sh\nsleep 4\nmkdir -p /opt/first && touch /opt/first/done\n", "test -e /opt/first/done && echo 1.0", "linux")
+	testbaseline.Script(t, dir, "b-second", "1.0", "#!/bin/sh\nmkdir -p /opt/second && touch /opt/second/done\n", "test -e /opt/second/done && echo 1.0", "linux")
+	args := []string{"deploy", "--baseline", dir}
+	for _, n := range f.lab.Nodes {
+		args = append(args, "--target", target("root", n))
+	}
+	r := start(t, f.stateDir, append(args, f.authArgs()...)...)
+	r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "a-first" && m["phase"] == "install" })
+	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(2 * time.Minute); code != 130 {
+		t.Fatalf("exit %d, want 130 (cancelled)\n%s", code, r.dump())
+	}
+	for name, nr := range r.results() {
+		cs := components(nr)
+		// HP SUM's abort: the component being installed finishes, the
+		// rest is skipped.
+		if ph := str(cs["b-second"], "phase"); ph == "installed" {
+			t.Errorf("%s: b-second was installed after the cancel", name)
+		}
+		if s := str(nr, "state"); s != "cancelled" {
+			t.Errorf("%s: state %s, want cancelled", name, s)
+		}
+	}
+	f.assertClean(t)
+}
+
+func TestLinkDownMidTransfer(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 3})
+	dir := t.TempDir()
+	bigScript(t, dir, "big", 48<<20)
+	slow := f.lab.Nodes[1]
+	if err := slow.SetRate("40mbit"); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"deploy", "--baseline", dir, "--engine-idle-timeout", "4s", "--parallel", "3"}
+	for _, n := range f.lab.Nodes {
+		args = append(args, "--target", target("root", n))
+	}
+	r := start(t, f.stateDir, append(args, f.authArgs()...)...)
+	r.waitFor(time.Minute, func(m map[string]any) bool {
+		return strings.Contains(str(m, "node"), slow.Addr()) && m["phase"] == "download"
+	})
+	time.Sleep(time.Second) // well into the transfer
+	if err := slow.LinkDown(); err != nil {
+		t.Fatal(err)
+	}
+	code := r.wait(3 * time.Minute)
+	if err := slow.LinkUp(); err != nil {
+		t.Fatal(err)
+	}
+	if code != 3 {
+		t.Fatalf("exit %d, want 3 (a node failed)\n%s", code, r.dump())
+	}
+	for name, nr := range r.results() {
+		if strings.Contains(name, slow.Addr()) {
+			if str(nr, "state") != "failed" || !strings.Contains(str(nr, "error")+str(nr, "cleanup_error"), "lost") {
+				t.Errorf("%s: state %s error %q cleanup %q, want failed with a lost connection", name, str(nr, "state"), str(nr, "error"), str(nr, "cleanup_error"))
+			}
+			continue
+		}
+		if str(nr, "state") != "complete" {
+			t.Errorf("%s: state %s (%s), want complete", name, str(nr, "state"), str(nr, "error"))
+		}
+	}
+	// The cut-off engine removes itself once it has not heard from the
+	// manager for its idle timeout.
+	eventually(t, time.Minute, f.cleanMsg)
+}
+
+func TestWrongPassword(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	dir := standardBaseline(t)
+	bad := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(bad, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, f.stateDir, "deploy", "--baseline", dir, "--target", target(lab.UserPassword, f.lab.Nodes[0]),
+		"--known-hosts", f.lab.KnownHostsFile(), "--password-file", bad, "--no-agent")
+	if code := r.wait(time.Minute); code != 3 {
+		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
+	}
+	for name, nr := range r.results() {
+		if e := str(nr, "error"); !strings.Contains(e, "authentication failed") || !strings.Contains(e, lab.UserPassword) {
+			t.Errorf("%s: error %q does not say authentication failed for %s", name, e, lab.UserPassword)
+		}
+	}
+	f.assertClean(t)
+}
+
+func TestChangedHostKeyRefused(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	if err := n.RotateHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	f.before[0], _ = n.Snapshot(context.Background())
+	dir := standardBaseline(t)
+	// Even --accept-new-host-keys never accepts a changed key.
+	r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n), "--accept-new-host-keys"}, f.authArgs()...)...)
+	if code := r.wait(time.Minute); code != 3 {
+		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
+	}
+	for name, nr := range r.results() {
+		e := str(nr, "error")
+		if !strings.Contains(e, "SHA256:") || !strings.Contains(e, n.Addr()) {
+			t.Errorf("%s: error %q does not name the node and the key's fingerprint", name, e)
+		}
+	}
+	if got := flashedVersions(t, n); len(got) != 0 {
+		t.Errorf("flashed despite a changed host key: %v", got)
+	}
+	f.assertClean(t)
+}
+
+func TestUnknownHostKeyRefusedThenAccepted(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "marker", "1.0", "#!/bin/sh\nmkdir -p /opt/m && echo 1.0 > /opt/m/v\n", "cat /opt/m/v 2>/dev/null", "linux")
+	base := []string{"deploy", "--baseline", dir, "--target", target("root", n), "--identity", f.lab.KeyFile(), "--known-hosts", known, "--no-agent"}
+	r := start(t, f.stateDir, base...)
+	if code := r.wait(time.Minute); code != 3 {
+		t.Fatalf("unknown key: exit %d, want 3\n%s", code, r.dump())
+	}
+	for _, nr := range r.results() {
+		if e := str(nr, "error"); !strings.Contains(e, "SHA256:") {
+			t.Errorf("unknown key: error %q names no fingerprint", e)
+		}
+	}
+	r = start(t, f.stateDir, append(base, "--accept-new-host-keys")...)
+	if code := r.wait(time.Minute); code != 0 {
+		t.Fatalf("accepted key: exit %d\n%s", code, r.dump())
+	}
+	b, err := os.ReadFile(known)
+	if err != nil || len(b) == 0 {
+		t.Errorf("the accepted key was not recorded in %s (%v)", known, err)
+	}
+	f.assertClean(t)
+}
+
+func TestFirewallBlocksEnginePort(t *testing.T) {
+	for _, kind := range []string{"nftables", "iptables"} {
+		t.Run(kind, func(t *testing.T) {
+			f := newFixture(t, lab.Options{Nodes: 1})
+			n := f.lab.Nodes[0]
+			ctx := context.Background()
+			var script string
+			if kind == "nftables" {
+				script = `nft -f - <<'EOF'
+table inet lockdown {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif lo accept
+    ct state established,related accept
+    tcp dport 22 accept
+    meta l4proto ipv6-icmp accept
+  }
+}
+EOF`
+			} else {
+				script = `set -e
+iptables -P INPUT DROP
+iptables -A INPUT -i lo -j ACCEPT
+iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+iptables -A INPUT -p tcp --dport 22 -j ACCEPT`
+			}
+			if out, err := n.Shell(ctx, script); err != nil {
+				t.Fatalf("set up firewall: %v\n%s", err, out)
+			}
+			var err error
+			if f.before[0], err = n.Snapshot(ctx); err != nil {
+				t.Fatal(err)
+			}
+			dir := standardBaseline(t)
+			r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
+			if code := r.wait(2 * time.Minute); code != 0 {
+				t.Fatalf("exit %d\n%s", code, r.dump())
+			}
+			opened := false
+			r.mu.Lock()
+			for _, e := range r.events {
+				if strings.Contains(str(e, "message"), "opened the node's firewall") {
+					opened = true
+				}
+			}
+			r.mu.Unlock()
+			if !opened {
+				t.Errorf("no event says the firewall was opened for the engine\n%s", r.dump())
+			}
+			if got := flashedVersions(t, n); len(got) != 1 {
+				t.Errorf("fwupd history %v, want one flash", got)
+			}
+			f.assertClean(t) // includes the nft ruleset and iptables-save output
+		})
+	}
+}
+
+// TestCleanupAfterKilledManager kills the manager and the engine with
+// SIGKILL mid-install, so nothing on the node could clean up, then checks
+// that `fleetup cleanup` finds and removes every leftover, and that a later
+// deploy is not bothered by leftovers either.
+func TestCleanupAfterKilledManager(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	ctx := context.Background()
+	// A firewall that makes the engine add a rule, so a rule is left too.
+	if out, err := n.Shell(ctx, "iptables -P INPUT DROP && iptables -A INPUT -p tcp --dport 22 -j ACCEPT && iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	f.before[0], _ = n.Snapshot(ctx)
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "hang", "1.0", "#!/bin/sh\nsleep 300\n", "true", "linux")
+	killRun := func() {
+		r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
+		r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hang" && m["phase"] == "install" })
+		// The engine first, so that the closed session cannot make it
+		// clean up; then the manager.
+		out, err := n.Shell(ctx, "pkill -KILL -f '[f]leetup-engine serve'; echo done")
+		if err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		_ = r.cmd.Process.Kill()
+		r.wait(time.Minute)
+		time.Sleep(500 * time.Millisecond)
+		s, _ := n.Snapshot(ctx)
+		if s.Diff(f.before[0]) == "" {
+			t.Fatal("the killed run left nothing behind; the test proves nothing")
+		}
+	}
+	killRun()
+	r := start(t, f.stateDir, append([]string{"cleanup", "--target", target("root", n)}, f.authArgs()...)...)
+	if code := r.wait(time.Minute); code != 0 {
+		t.Fatalf("cleanup: exit %d\n%s", code, r.dump())
+	}
+	var report string
+	r.mu.Lock()
+	for _, e := range r.events {
+		report += fmt.Sprint(e) + "\n"
+	}
+	r.mu.Unlock()
+	for _, want := range []string{"fleetup-", "sleep", "fleetup:"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("cleanup report does not mention %q:\n%s", want, report)
+		}
+	}
+	f.assertClean(t)
+
+	// Leftovers again, then a new deploy: it removes them and succeeds.
+	killRun()
+	dir2 := t.TempDir()
+	testbaseline.Script(t, dir2, "quick", "1.0", "#!/bin/sh\nmkdir -p /opt/q && echo 1.0 > /opt/q/v\n", "cat /opt/q/v 2>/dev/null", "linux")
+	r = start(t, f.stateDir, append([]string{"deploy", "--baseline", dir2, "--target", target("root", n)}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("deploy after leftovers: exit %d\n%s", code, r.dump())
+	}
+	swept := false
+	r.mu.Lock()
+	for _, e := range r.events {
+		if strings.Contains(str(e, "message"), "leftovers") {
+			swept = true
+		}
+	}
+	r.mu.Unlock()
+	if !swept {
+		t.Errorf("the deploy did not say it removed an earlier run's leftovers\n%s", r.dump())
+	}
+	f.assertClean(t)
+}

@@ -1,0 +1,287 @@
+// Package orchestrator drives a run across nodes: for each node, in
+// parallel up to a bound, scouting (reach the node, place the engine),
+// inventory, analysis (what each component needs), deploy, and clean-up,
+// which runs whatever happened before, also after a cancel. Node states and
+// component phases are reported as events as they happen.
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/engine"
+	"github.com/fleetup/fleetup/version"
+)
+
+// Node is one node of a run: its name and how to reach it.
+type Node struct {
+	Name string
+	// Open reaches the node and returns its agent (for a remote node: SSH,
+	// engine placed and started).
+	Open func(ctx context.Context) (agent.Agent, error)
+}
+
+// Options configure a run.
+type Options struct {
+	Components []*fleetup.Component
+	Nodes      []Node
+	// InventoryOnly stops after inventory; DryRun after analysis.
+	InventoryOnly bool
+	DryRun        bool
+	Downgrade     bool
+	Rewrite       bool
+	// Parallel bounds how many nodes are worked on at once (8 when 0).
+	Parallel int
+	// Emit receives every event; it is called from many goroutines at once.
+	Emit func(fleetup.Event)
+	// CleanupTimeout bounds each node's clean-up (3 minutes when 0): the
+	// engine may first have to finish the component it is installing.
+	CleanupTimeout time.Duration
+	// CancelGrace bounds how long, after a cancel, a node may take to
+	// finish the component it is installing (2 minutes when 0).
+	CancelGrace time.Duration
+}
+
+// NodeResult is the outcome of one node.
+type NodeResult struct {
+	Node       string                    `json:"node"`
+	State      fleetup.NodeState         `json:"state"`
+	Error      string                    `json:"error,omitempty"`
+	Inventory  *fleetup.Inventory        `json:"inventory,omitempty"`
+	Components []fleetup.ComponentResult `json:"components,omitempty"`
+	Cleanup    *engine.CleanupReport     `json:"cleanup,omitempty"`
+	// CleanupError says what could not be confirmed removed.
+	CleanupError string        `json:"cleanup_error,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+}
+
+// Run works on every node and returns one result per node, in the order of
+// opts.Nodes. It returns when every node has ended, cleaned up included.
+func Run(ctx context.Context, opts Options) []NodeResult {
+	par := opts.Parallel
+	if par <= 0 {
+		par = 8
+	}
+	results := make([]NodeResult, len(opts.Nodes))
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, n := range opts.Nodes {
+		results[i] = NodeResult{Node: n.Name, State: fleetup.StatePending}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				results[i].State = fleetup.StateCancelled
+				results[i].Error = "cancelled before the node was reached"
+				emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCancelled, Message: results[i].Error})
+				return
+			}
+			results[i] = runNode(ctx, opts, n)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func emit(opts Options, ev fleetup.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if opts.Emit != nil {
+		opts.Emit(ev)
+	}
+}
+
+func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
+	start := time.Now()
+	res = NodeResult{Node: n.Name}
+	state := func(s fleetup.NodeState, msg string) {
+		res.State = s
+		emit(opts, fleetup.Event{Node: n.Name, State: s, Message: msg})
+	}
+	defer func() { res.Duration = time.Since(start) }()
+
+	state(fleetup.StateScouting, "")
+	ag, err := n.Open(ctx)
+	if err != nil {
+		return finish(ctx, opts, n, res, nil, err)
+	}
+	state(fleetup.StateInventory, "")
+	inv, err := ag.Inventory(ctx)
+	if err != nil {
+		return finish(ctx, opts, n, res, ag, fmt.Errorf("inventory: %w", err))
+	}
+	res.Inventory = inv
+	if opts.InventoryOnly {
+		return finish(ctx, opts, n, res, ag, nil)
+	}
+
+	state(fleetup.StateAnalysis, "")
+	comps := make([]fleetup.Component, len(opts.Components))
+	for i, c := range opts.Components {
+		comps[i] = *c
+	}
+	probes, err := ag.Probe(ctx, comps)
+	if err != nil {
+		return finish(ctx, opts, n, res, ag, fmt.Errorf("analysis: %w", err))
+	}
+	var items []engine.InstallItem
+	for i := range comps {
+		act, reason := Decide(&comps[i], probes[i], opts.Downgrade, opts.Rewrite)
+		res.Components = append(res.Components, fleetup.ComponentResult{
+			ComponentID: comps[i].ID, Version: comps[i].Version, Installed: probes[i].Installed, Action: act, Reason: reason,
+		})
+		emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateAnalysis, Component: comps[i].ID, Message: string(act) + describeReason(reason)})
+		if act.Installs() {
+			items = append(items, engine.InstallItem{Component: comps[i], Action: act, Installed: probes[i].Installed})
+		}
+	}
+	if opts.DryRun || len(items) == 0 {
+		return finish(ctx, opts, n, res, ag, nil)
+	}
+	if ctx.Err() != nil {
+		return finish(ctx, opts, n, res, ag, nil)
+	}
+
+	state(fleetup.StateDeploy, fmt.Sprintf("%d component(s) to install", len(items)))
+	results, runErr := install(ctx, opts, ag, items)
+	byID := map[string]fleetup.ComponentResult{}
+	for _, r := range results {
+		byID[r.ComponentID] = r
+	}
+	for i, c := range res.Components {
+		if r, ok := byID[c.ComponentID]; ok {
+			r.Reason = c.Reason
+			res.Components[i] = r
+		}
+	}
+	return finish(ctx, opts, n, res, ag, runErr)
+}
+
+// install runs the install so that a cancel of ctx lets the node finish the
+// component it is on (bounded by CancelGrace) and still report.
+func install(ctx context.Context, opts Options, ag agent.Agent, items []engine.InstallItem) ([]fleetup.ComponentResult, error) {
+	grace := opts.CancelGrace
+	if grace == 0 {
+		grace = 2 * time.Minute
+	}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		cctx, ccancel := context.WithTimeout(ictx, 10*time.Second)
+		_ = ag.Cancel(cctx)
+		ccancel()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ictx.Done():
+		}
+	})
+	defer stop()
+	return ag.Install(ictx, engine.InstallRequest{Items: items, Downgrade: opts.Downgrade, Rewrite: opts.Rewrite}, func(ev fleetup.Event) {
+		ev.Node = ag.Name()
+		ev.State = fleetup.StateDeploy
+		emit(opts, ev)
+	})
+}
+
+// finish cleans up the node and sets its end state.
+func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.Agent, err error) NodeResult {
+	if ag != nil {
+		res.State = fleetup.StateCleanup
+		emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCleanup})
+		timeout := opts.CleanupTimeout
+		if timeout == 0 {
+			timeout = 3 * time.Minute
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		rep, cerr := ag.Close(cctx)
+		cancel()
+		res.Cleanup = rep
+		if cerr != nil {
+			res.CleanupError = cerr.Error()
+		}
+		if rep != nil && !rep.Empty() {
+			emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCleanup, Message: "removed " + agent.Describe(rep)})
+		}
+	}
+	failed := 0
+	reboot := false
+	for _, c := range res.Components {
+		if c.Phase == fleetup.PhaseFailed {
+			failed++
+		}
+		reboot = reboot || c.RebootNeeded
+	}
+	switch {
+	case err != nil:
+		res.Error = err.Error()
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			res.State = fleetup.StateCancelled
+		} else {
+			res.State = fleetup.StateFailed
+		}
+	case failed > 0:
+		res.State = fleetup.StateFailed
+		res.Error = fmt.Sprintf("%d component(s) failed", failed)
+	case ctx.Err() != nil:
+		res.State = fleetup.StateCancelled
+		res.Error = "cancelled"
+	case reboot:
+		res.State = fleetup.StateRebootNeeded
+	default:
+		res.State = fleetup.StateComplete
+	}
+	msg := res.Error
+	if res.CleanupError != "" {
+		if msg != "" {
+			msg += "; "
+		}
+		msg += res.CleanupError
+	}
+	emit(opts, fleetup.Event{Node: n.Name, State: res.State, Message: msg})
+	return res
+}
+
+func describeReason(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+// Decide is analysis for one component on one node.
+func Decide(c *fleetup.Component, p fleetup.Probe, downgrade, rewrite bool) (fleetup.Action, string) {
+	if !p.Applicable {
+		return fleetup.ActionNotApplicable, p.Reason
+	}
+	if p.Installed == "" {
+		return fleetup.ActionUpdate, "not installed"
+	}
+	cmp, err := version.Compare(c.VersionFormat, c.Version, p.Installed)
+	if err != nil {
+		return fleetup.ActionNotApplicable, fmt.Sprintf("cannot compare installed version %q with %q: %v", p.Installed, c.Version, err)
+	}
+	switch {
+	case cmp > 0:
+		return fleetup.ActionUpdate, p.Installed + " → " + c.Version
+	case cmp == 0 && rewrite:
+		return fleetup.ActionRewrite, p.Installed + " installed; rewriting"
+	case cmp == 0:
+		return fleetup.ActionUpToDate, p.Installed + " installed"
+	case downgrade:
+		return fleetup.ActionDowngrade, p.Installed + " → " + c.Version
+	default:
+		return fleetup.ActionNeedDowngrade, p.Installed + " installed is newer; use --downgrade"
+	}
+}

@@ -1,0 +1,175 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/engine"
+)
+
+func TestDecide(t *testing.T) {
+	c := &fleetup.Component{ID: "x", Version: "1.2.5", VersionFormat: "triplet"}
+	tests := []struct {
+		name               string
+		probe              fleetup.Probe
+		downgrade, rewrite bool
+		want               fleetup.Action
+	}{
+		{"not applicable", fleetup.Probe{Applicable: false, Reason: "no device"}, false, false, fleetup.ActionNotApplicable},
+		{"not installed", fleetup.Probe{Applicable: true}, false, false, fleetup.ActionUpdate},
+		{"older installed", fleetup.Probe{Applicable: true, Installed: "1.2.2"}, false, false, fleetup.ActionUpdate},
+		{"same installed", fleetup.Probe{Applicable: true, Installed: "1.2.5"}, false, false, fleetup.ActionUpToDate},
+		{"same with rewrite", fleetup.Probe{Applicable: true, Installed: "1.2.5"}, false, true, fleetup.ActionRewrite},
+		{"newer installed", fleetup.Probe{Applicable: true, Installed: "1.2.10"}, false, false, fleetup.ActionNeedDowngrade},
+		{"newer with downgrade", fleetup.Probe{Applicable: true, Installed: "1.2.10"}, true, false, fleetup.ActionDowngrade},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := Decide(c, tt.probe, tt.downgrade, tt.rewrite)
+			if got != tt.want {
+				t.Errorf("Decide = %s (%s), want %s", got, reason, tt.want)
+			}
+		})
+	}
+}
+
+// fakeAgent installs by sleeping, honouring Cancel like the engine does.
+type fakeAgent struct {
+	name      string
+	installed map[string]string
+	mu        sync.Mutex
+	cancelled bool
+	closed    int
+	failOpen  error
+	perItem   time.Duration
+}
+
+var _ agent.Agent = (*fakeAgent)(nil)
+
+func (a *fakeAgent) Name() string { return a.name }
+func (a *fakeAgent) Inventory(ctx context.Context) (*fleetup.Inventory, error) {
+	return &fleetup.Inventory{Hostname: a.name}, nil
+}
+func (a *fakeAgent) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
+	var out []fleetup.Probe
+	for _, c := range comps {
+		out = append(out, fleetup.Probe{ComponentID: c.ID, Applicable: true, Installed: a.installed[c.ID]})
+	}
+	return out, nil
+}
+func (a *fakeAgent) Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+	var res []fleetup.ComponentResult
+	for _, it := range req.Items {
+		a.mu.Lock()
+		cancelled := a.cancelled
+		a.mu.Unlock()
+		if cancelled {
+			res = append(res, fleetup.ComponentResult{ComponentID: it.Component.ID, Phase: fleetup.PhaseSkipped})
+			continue
+		}
+		emit(fleetup.Event{Component: it.Component.ID, Phase: fleetup.PhaseInstall})
+		time.Sleep(a.perItem)
+		res = append(res, fleetup.ComponentResult{ComponentID: it.Component.ID, Phase: fleetup.PhaseInstalled, After: it.Component.Version})
+	}
+	return res, nil
+}
+func (a *fakeAgent) Cancel(ctx context.Context) error {
+	a.mu.Lock()
+	a.cancelled = true
+	a.mu.Unlock()
+	return nil
+}
+func (a *fakeAgent) Close(ctx context.Context) (*engine.CleanupReport, error) {
+	a.mu.Lock()
+	a.closed++
+	a.mu.Unlock()
+	return &engine.CleanupReport{}, nil
+}
+
+func comps() []*fleetup.Component {
+	return []*fleetup.Component{
+		{ID: "a", Version: "2.0", VersionFormat: "dpkg"},
+		{ID: "b", Version: "2.0", VersionFormat: "dpkg"},
+	}
+}
+
+func TestRunStatesAndCleanup(t *testing.T) {
+	ok := &fakeAgent{name: "ok", installed: map[string]string{"b": "2.0"}}
+	var events []fleetup.Event
+	var mu sync.Mutex
+	res := Run(context.Background(), Options{
+		Components: comps(),
+		Nodes: []Node{
+			{Name: "ok", Open: func(context.Context) (agent.Agent, error) { return ok, nil }},
+			{Name: "down", Open: func(context.Context) (agent.Agent, error) { return nil, errors.New("connection refused") }},
+		},
+		Emit: func(ev fleetup.Event) { mu.Lock(); events = append(events, ev); mu.Unlock() },
+	})
+	if res[0].State != fleetup.StateComplete || res[1].State != fleetup.StateFailed {
+		t.Fatalf("states %s, %s; want complete, failed", res[0].State, res[1].State)
+	}
+	if res[0].Components[0].Phase != fleetup.PhaseInstalled || res[0].Components[1].Action != fleetup.ActionUpToDate {
+		t.Errorf("components %+v", res[0].Components)
+	}
+	if ok.closed != 1 {
+		t.Errorf("agent closed %d times, want 1", ok.closed)
+	}
+	var states []fleetup.NodeState
+	for _, ev := range events {
+		if ev.Node == "ok" && ev.State != "" && ev.Component == "" {
+			states = append(states, ev.State)
+		}
+	}
+	want := []fleetup.NodeState{"scouting", "inventory", "analysis", "deploy", "cleanup", "complete"}
+	if len(states) != len(want) {
+		t.Fatalf("state events %v, want %v", states, want)
+	}
+	for i := range want {
+		if states[i] != want[i] {
+			t.Fatalf("state events %v, want %v", states, want)
+		}
+	}
+}
+
+func TestCancelFinishesCurrentComponent(t *testing.T) {
+	a := &fakeAgent{name: "n", perItem: 300 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	res := Run(ctx, Options{
+		Components: comps(),
+		Nodes:      []Node{{Name: "n", Open: func(context.Context) (agent.Agent, error) { return a, nil }}},
+		Emit: func(ev fleetup.Event) {
+			if ev.Component == "a" && ev.Phase == fleetup.PhaseInstall {
+				cancel()
+			}
+		},
+	})
+	r := res[0]
+	if r.State != fleetup.StateCancelled {
+		t.Errorf("state %s, want cancelled", r.State)
+	}
+	if r.Components[0].Phase != fleetup.PhaseInstalled || r.Components[1].Phase != fleetup.PhaseSkipped {
+		t.Errorf("phases %s, %s; want installed, skipped", r.Components[0].Phase, r.Components[1].Phase)
+	}
+	if a.closed != 1 {
+		t.Errorf("closed %d times after a cancel, want 1", a.closed)
+	}
+}
+
+func TestDryRunInstallsNothing(t *testing.T) {
+	a := &fakeAgent{name: "n"}
+	res := Run(context.Background(), Options{Components: comps(), DryRun: true,
+		Nodes: []Node{{Name: "n", Open: func(context.Context) (agent.Agent, error) { return a, nil }}}})
+	for _, c := range res[0].Components {
+		if c.Phase != "" || c.Action != fleetup.ActionUpdate {
+			t.Errorf("dry run: %+v", c)
+		}
+	}
+	if res[0].State != fleetup.StateComplete || a.closed != 1 {
+		t.Errorf("state %s closed %d", res[0].State, a.closed)
+	}
+}
