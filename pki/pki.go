@@ -279,3 +279,24 @@ func validDNSName(s string) bool {
 	}
 	return true
 }
+
+// RequirePeer narrows cfg (from ServerTLS or ClientTLS) to peers whose
+// verified certificate has one of the given common names, e.g. an engine
+// accepting only ManagerName, so that the engine of one node cannot talk to
+// the engine of another. It returns cfg.
+func RequirePeer(cfg *tls.Config, names ...string) *tls.Config {
+	allowed := append([]string(nil), names...)
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		got := PeerName(&cs)
+		for _, n := range allowed {
+			if got == n {
+				return nil
+			}
+		}
+		if got == "" {
+			return errors.New("fleetup pki: peer certificate not verified")
+		}
+		return fmt.Errorf("fleetup pki: peer %q is not one of %q", got, allowed)
+	}
+	return cfg
+}

@@ -110,6 +110,10 @@ func TestHandshake(t *testing.T) {
 		{"client TLS 1.2", ServerTLS(run.Pool(), mgr.Cert), tls12(ClientTLS(run.Pool(), eng.Cert, ManagerName)), false},
 		{"server TLS 1.2", tls12(ServerTLS(run.Pool(), mgr.Cert)), ClientTLS(run.Pool(), eng.Cert, ManagerName), false},
 		{"client without certificate", ServerTLS(run.Pool(), mgr.Cert), noCert(ClientTLS(run.Pool(), eng.Cert, ManagerName)), false},
+		{"engine accepting the manager only", RequirePeer(ServerTLS(run.Pool(), eng.Cert), ManagerName), ClientTLS(run.Pool(), mgr.Cert, EngineName), true},
+		{"engine refusing another engine", RequirePeer(ServerTLS(run.Pool(), eng.Cert), ManagerName), ClientTLS(run.Pool(), eng.Cert, EngineName), false},
+		{"client requiring a named server", ServerTLS(run.Pool(), eng.Cert), RequirePeer(ClientTLS(run.Pool(), mgr.Cert, EngineName), "node1"), true},
+		{"client refusing another server name", ServerTLS(run.Pool(), eng.Cert), RequirePeer(ClientTLS(run.Pool(), mgr.Cert, EngineName), "node2"), false},
 		{"server trusting the system roots", &tls.Config{Certificates: []tls.Certificate{mgr.Cert}}, ClientTLS(run.Pool(), eng.Cert, "localhost"), false},
 	}
 	for _, tt := range tests {
