@@ -188,7 +188,7 @@ type engine struct {
 
 func (e *engine) start() (*Ready, *CleanupReport, error) {
 	cfg := e.cfg
-	if cfg.RunID == "" || strings.ContainsAny(cfg.RunID, "/\\ \t\n") {
+	if !ValidRunID(cfg.RunID) {
 		return nil, nil, fmt.Errorf("config: bad run id %q", cfg.RunID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

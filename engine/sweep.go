@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -44,18 +45,26 @@ func DefaultRoots() []string {
 	return out
 }
 
-// RunIDFromDir returns the run id in an engine directory name
-// ("fleetup-<run>.XXXXXX"), or "".
+// runIDPattern is the shape of a run id: UTC date and time and six hex
+// digits, as the manager makes them ("20261121-140501-a1b2c3"), or the same
+// after "cleanup-" for the runs of `fleetup cleanup`.
+var runIDPattern = regexp.MustCompile(`^(cleanup-)?[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$`)
+
+// ValidRunID reports whether id has the shape of a run id.
+func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
+
+// dirPattern is an engine directory's name: "fleetup-<run>.XXXXXX" (mktemp).
+var dirPattern = regexp.MustCompile(`^` + DirPrefix + `(.+)\.[A-Za-z0-9]{6}$`)
+
+// RunIDFromDir returns the run id in an engine directory name, or "" when
+// the name is not exactly what the manager makes: a sweep never touches a
+// directory whose name it did not make.
 func RunIDFromDir(dir string) string {
-	base := filepath.Base(dir)
-	if !strings.HasPrefix(base, DirPrefix) {
+	m := dirPattern.FindStringSubmatch(filepath.Base(dir))
+	if m == nil || !ValidRunID(m[1]) {
 		return ""
 	}
-	rest := strings.TrimPrefix(base, DirPrefix)
-	if i := strings.LastIndexByte(rest, '.'); i > 0 {
-		return rest[:i]
-	}
-	return ""
+	return m[1]
 }
 
 // Sweep removes what earlier runs left on this node: engine directories,
