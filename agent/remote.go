@@ -240,7 +240,9 @@ func (r *Remote) start(ctx context.Context) error {
 		return err
 	}
 	p := r.proc
-	leaf, err := r.opts.CA.Issue(engine.BinaryName, []string{hostOf(r.conn.RemoteAddr())})
+	// The engine's certificate names the node (the depot knows who fetches
+	// by it) and carries the engine role, which the manager verifies.
+	leaf, err := r.opts.CA.Issue(r.name, []string{hostOf(r.conn.RemoteAddr())})
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ import (
 	"github.com/fleetup/fleetup/proc"
 )
 
+// ManagerCN is the common name of the manager's certificate (pki.ManagerName).
+const ManagerCN = "fleetup-manager"
+
 // Version is the engine's version, set at link time.
 var Version = "dev"
 
@@ -212,6 +215,13 @@ func (e *engine) start() (*Ready, *CleanupReport, error) {
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
+		// Only the manager, not another node's engine of the same run.
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != ManagerCN {
+				return errors.New("peer is not the run's manager")
+			}
+			return nil
+		},
 	}
 	clientTLS := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
