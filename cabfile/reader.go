@@ -311,6 +311,7 @@ func readCabinet(r io.ReaderAt, size int64) (*rawCabinet, error) {
 	if int64(cFolders)*int64(folderSize+cbFolderRes) > size-off {
 		return nil, formatErr(off, "%d folder entries do not fit in the cabinet", cFolders)
 	}
+	totalBlocks := int64(0)
 	for i := 0; i < cFolders; i++ {
 		var fb [folderSize]byte
 		if err := readAt(r, size, off, fb[:], fmt.Sprintf("folder %d", i)); err != nil {
@@ -319,6 +320,12 @@ func readCabinet(r io.ReaderAt, size int64) (*rawCabinet, error) {
 		start := int64(le.Uint32(fb[0:]))
 		nData := int(le.Uint16(fb[4:]))
 		fo := &folder{comp: Compression(le.Uint16(fb[6:]) & 0x000f)}
+		// Folders' data do not overlap, so all their block headers together
+		// fit in the cabinet; this bounds the work a hostile header causes.
+		totalBlocks += int64(nData)
+		if totalBlocks*int64(dataSize+cbDataRes) > size {
+			return nil, formatErr(off, "folder %d: the folders' %d data blocks cannot fit in the cabinet", i, totalBlocks)
+		}
 		if err := readBlocks(r, size, start, nData, cbDataRes, fo, i); err != nil {
 			return nil, err
 		}
