@@ -51,7 +51,8 @@ import (
 )
 
 // The users every node accepts. UserPassword logs in with the password,
-// UserKey with the key, neither may sudo. UserSudo logs in with either and
+// UserKey with the key (it has no usable password), neither may sudo.
+// UserSudo logs in with either and
 // needs its password for sudo; UserSudoNoPass logs in with either and sudoes
 // without a password. root logs in with the key only.
 const (
@@ -241,7 +242,7 @@ func (l *Lab) writeClientKey() error {
 	if err := os.Mkdir(auth, 0o755); err != nil {
 		return err
 	}
-	for _, u := range append([]string{"root"}, Users...) {
+	for _, u := range []string{"root", UserKey, UserSudo, UserSudoNoPass} {
 		if err := os.WriteFile(filepath.Join(auth, u), line, 0o644); err != nil {
 			return err
 		}

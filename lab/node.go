@@ -155,9 +155,15 @@ func (n *Node) LinkDown() error {
 	return hostRun(context.Background(), "ip", "-n", n.Namespace, "link", "set", "eth0", "down")
 }
 
-// LinkUp undoes LinkDown.
+// LinkUp undoes LinkDown. It also forgets the host's failed neighbour
+// entries for the node, so connecting works at once instead of failing
+// with "no route to host" until they expire.
 func (n *Node) LinkUp() error {
-	return hostRun(context.Background(), "ip", "-n", n.Namespace, "link", "set", "eth0", "up")
+	ctx := context.Background()
+	if err := hostRun(ctx, "ip", "-n", n.Namespace, "link", "set", "eth0", "up"); err != nil {
+		return err
+	}
+	return hostRun(ctx, "ip", "neigh", "flush", "dev", n.Veth)
 }
 
 var rateRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$`)
@@ -586,25 +592,50 @@ func teardownIndex(i int) error {
 }
 
 // killNamespace kills every process in network namespace ns until none is
-// left (processes may fork while being killed).
+// left (processes may fork while being killed), then waits until each has
+// finished dying (is gone, or a zombie waiting for its parent).
 func killNamespace(ctx context.Context, ns string) error {
-	for attempt := 0; attempt < 200; attempt++ {
+	killed := map[int]bool{}
+	for attempt := 0; ; attempt++ {
+		if attempt == 200 {
+			return fmt.Errorf("processes left in %s after killing them 200 times", ns)
+		}
 		out, err := hostCmd(ctx, "ip", "netns", "pids", ns).Output()
 		if err != nil {
 			return fmt.Errorf("ip netns pids %s: %w", ns, err)
 		}
 		pids := strings.Fields(string(out))
 		if len(pids) == 0 {
-			return nil
+			break
 		}
 		for _, p := range pids {
 			if pid, err := strconv.Atoi(p); err == nil && pid > 1 {
 				syscall.Kill(pid, syscall.SIGKILL)
+				killed[pid] = true
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return fmt.Errorf("processes left in %s after killing them 200 times", ns)
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range killed {
+		for !deadOrZombie(pid) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("process %d of %s still exiting 10s after SIGKILL", pid, ns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// deadOrZombie reports whether process pid is gone or a zombie.
+func deadOrZombie(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || bytes.HasPrefix(stat[i+1:], []byte(" Z")) || bytes.HasPrefix(stat[i+1:], []byte(" X"))
 }
 
 // hostRun runs a command on the host; its error includes the output.

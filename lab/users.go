@@ -74,16 +74,28 @@ func ensureUsers(ctx context.Context, password string) error {
 			}
 		}
 		var in strings.Builder
-		for _, u := range Users {
+		for _, u := range []string{UserPassword, UserSudo, UserSudoNoPass} {
 			fmt.Fprintf(&in, "%s:%s\n", u, password)
 		}
-		cmd := exec.CommandContext(ctx, "chpasswd")
-		cmd.Stdin = strings.NewReader(in.String())
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("chpasswd: %w: %s", err, bytes.TrimSpace(out))
+		if err := chpasswd(ctx, in.String()); err != nil {
+			return err
+		}
+		// UserKey gets a hash no password matches: key logins only.
+		if err := chpasswd(ctx, UserKey+":*\n", "-e"); err != nil {
+			return err
 		}
 		return installSudoers(ctx)
 	})
+}
+
+// chpasswd feeds lines "user:password" to chpasswd on stdin.
+func chpasswd(ctx context.Context, lines string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "chpasswd", args...)
+	cmd.Stdin = strings.NewReader(lines)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("chpasswd: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 func installSudoers(ctx context.Context) error {
