@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/fleetup/fleetup/internal/testenv"
 	"github.com/fleetup/fleetup/lab"
 )
@@ -23,7 +25,7 @@ const fakeCab = "/usr/share/installed-tests/fwupd/fakedevice124.cab"
 
 // sshArgs are the client options every login uses: no user config, only
 // the lab's known hosts, strict checking.
-func sshArgs(l *lab.Lab, knownHosts string) []string {
+func sshArgs(knownHosts string) []string {
 	return []string{
 		"-F", "/dev/null",
 		"-o", "UserKnownHostsFile=" + knownHosts,
@@ -36,7 +38,7 @@ func sshArgs(l *lab.Lab, knownHosts string) []string {
 
 // sshKey runs command as user on addr with the lab's key.
 func sshKey(ctx context.Context, l *lab.Lab, knownHosts, user, addr, stdin, command string) ([]byte, error) {
-	args := append(sshArgs(l, knownHosts),
+	args := append(sshArgs(knownHosts),
 		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "PasswordAuthentication=no",
 		"-i", l.KeyFile(), user+"@"+addr, command)
 	cmd := exec.CommandContext(ctx, "ssh", args...)
@@ -56,7 +58,7 @@ func sshPassword(ctx context.Context, l *lab.Lab, user, addr, password, stdin, c
 		return nil, err
 	}
 	defer r.Close()
-	args := append([]string{"-d", "3", "ssh"}, sshArgs(l, l.KnownHostsFile())...)
+	args := append([]string{"-d", "3", "ssh"}, sshArgs(l.KnownHostsFile())...)
 	args = append(args,
 		"-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
 		"-o", "NumberOfPasswordPrompts=1", user+"@"+addr, command)
@@ -85,6 +87,7 @@ func hostAddrs(n *lab.Node) []string {
 
 func TestLab(t *testing.T) {
 	testenv.RequireTools(t, "ssh", "sshpass")
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	l := lab.New(t, lab.Options{Nodes: 3, IPv6Only: []int{2}})
 	ctx := context.Background()
 
@@ -237,11 +240,15 @@ func TestLab(t *testing.T) {
 		if err != nil || string(out) != lab.UserKey+" 700\n" {
 			t.Errorf("home of %s: %q %v", lab.UserKey, out, err)
 		}
-		out, err = n1.Exec(ctx, "grep", "-x", "TestDevices=true", "/etc/fwupd/fwupd.conf")
-		if err != nil {
+		if _, err := n1.Exec(ctx, "grep", "-x", "TestDevices=true", "/etc/fwupd/fwupd.conf"); err != nil {
 			t.Errorf("node's /etc/fwupd/fwupd.conf: %v", err)
 		}
-		_ = out
+		if host, err := os.ReadFile("/etc/fwupd/fwupd.conf"); err == nil && strings.Contains(string(host), "TestDevices=true") {
+			t.Errorf("the node's fwupd.conf setting leaked to the host's")
+		}
+		if out, err := n1.Exec(ctx, "hostname"); err != nil || string(out) != n1.Name+"\n" {
+			t.Errorf("Exec hostname = %q, %v; want %s", out, err, n1.Name)
+		}
 	})
 
 	t.Run("node firewall stays in the node", func(t *testing.T) {
