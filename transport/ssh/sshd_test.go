@@ -27,12 +27,13 @@ import (
 // sshd is a real OpenSSH server on 127.0.0.1 and [::1], started for one
 // test and killed by PID when it ends.
 type sshd struct {
-	Port    int
-	Dir     string
-	PID     int
-	HostKey ssh.PublicKey
-	RootKey ssh.Signer // authorised for root
-	log     *syncBuffer
+	Port     int
+	Dir      string
+	PID      int
+	HostKey  ssh.PublicKey
+	RootKey  ssh.Signer // authorised for root
+	rootPriv ed25519.PrivateKey
+	log      *syncBuffer
 }
 
 type syncBuffer struct {
@@ -133,7 +134,7 @@ func startSSHD(t *testing.T, extra ...string) *sshd {
 	hostPriv, hostSigner := newKey(t)
 	s.HostKey = hostSigner.PublicKey()
 	writePrivateKey(t, filepath.Join(dir, "host_ed25519"), hostPriv, nil)
-	_, s.RootKey = newKey(t)
+	s.rootPriv, s.RootKey = newKey(t)
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(s.RootKey.PublicKey()), 0o644); err != nil {
 		t.Fatal(err)
 	}
