@@ -1,0 +1,222 @@
+package target
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Secret is a password read from an input file. It formats as
+// "[redacted]" so that it cannot reach a message or log by accident; Zero
+// overwrites it.
+type Secret []byte
+
+func (s Secret) String() string   { return "[redacted]" }
+func (s Secret) GoString() string { return "target.Secret([redacted])" }
+
+// Zero overwrites the secret's bytes.
+func (s Secret) Zero() { clear(s) }
+
+// InputFile is an HP SUM input file.
+type InputFile struct {
+	// Groups are the [TARGETS] sections, in file order.
+	Groups []TargetGroup
+	// Options are the recognised keys outside the sections, upper case,
+	// with their values as written (e.g. "SILENT": "YES").
+	Options map[string]string
+	// Warnings name ignored lines ("FILE:LINE: unknown key X ignored").
+	Warnings []string
+}
+
+// TargetGroup is one [TARGETS] ... [END] section: its hosts share its
+// credentials.
+type TargetGroup struct {
+	Line    int // of the [TARGETS] header
+	Targets []Target
+	User    string // UID=
+	// Password is PWD=; nil when not given.
+	Password Secret
+	// UseCurrentCredential is USECURRENTCREDENTIAL=YES: log in with the
+	// manager's own credentials.
+	UseCurrentCredential bool
+}
+
+// knownOptions are HP SUM's input file keys outside [TARGETS] sections.
+var knownOptions = map[string]bool{
+	"SILENT": true, "IGNOREERRORS": true, "IGNOREWARN": true, "SKIPTARGET": true,
+	"DRYRUN": true, "REBOOTALLOWED": true, "REBOOTMESSAGE": true, "REBOOTDELAY": true,
+	"REBOOTALWAYS": true, "USELATEST": true, "ROMONLY": true, "SOFTWAREONLY": true,
+	"FORCEALL": true, "FORCEFIRMWARE": true, "FORCEROM": true, "FORCESOFTWARE": true,
+	"DOWNGRADE": true, "REWRITE": true, "ON_FAILED_DEPENDENCY": true, "OPEN_FIREWALL": true,
+	"SOURCEPATH": true, "LOGDIR": true, "PORT": true, "SSL_PORT": true, "FTP_PORT": true,
+	"REPORT": true, "INVENTORY_REPORT": true, "FIRMWARE_REPORT": true, "REPORTDIR": true,
+	"USE_LATEST": true,
+}
+
+// ParseHPSUMInput reads HP SUM's input file format:
+//
+//	SILENT=YES
+//	[TARGETS]
+//	HOST=198.18.1.2
+//	HOST=root@node2:2222
+//	UID=root
+//	PWD=secret
+//	[END]
+//
+// Keys and section names are case-insensitive; values may be in double
+// quotes; lines starting with ';' or '#' are comments. Inside a section
+// HOST (one or more), UID, PWD and USECURRENTCREDENTIAL=YES|NO are allowed;
+// outside, HP SUM's options are kept in Options and unknown keys are
+// ignored with a warning. name is the file's name for errors, which carry
+// line numbers and never a PWD value.
+func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
+	f := &InputFile{Options: map[string]string{}}
+	var (
+		errs  errorList
+		group *TargetGroup
+		seen  = map[string]int{} // target address → line
+		setAt map[string]int     // key → line, in the current group
+	)
+	endGroup := func(line int) {
+		switch {
+		case len(group.Targets) == 0:
+			errs.add(name, group.Line, errors.New("[TARGETS] section has no HOST="))
+		case group.UseCurrentCredential && (group.User != "" || group.Password != nil):
+			errs.add(name, group.Line, errors.New("[TARGETS] section sets USECURRENTCREDENTIAL=YES and UID=/PWD=: use one or the other"))
+		case group.Password != nil && group.User == "":
+			errs.add(name, group.Line, errors.New("[TARGETS] section has PWD= but no UID="))
+		}
+		f.Groups = append(f.Groups, *group)
+		group = nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(strings.TrimPrefix(sc.Text(), "\ufeff"))
+		if line == "" || line[0] == ';' || line[0] == '#' {
+			continue
+		}
+		if line[0] == '[' {
+			section := strings.ToUpper(strings.TrimSpace(strings.Trim(line, "[]")))
+			if !strings.HasSuffix(line, "]") || strings.Count(line, "[") != 1 || strings.Count(line, "]") != 1 {
+				errs.add(name, n, errors.New("malformed section header (want [TARGETS] or [END])"))
+				continue
+			}
+			switch section {
+			case "TARGETS":
+				if group != nil {
+					errs.add(name, n, fmt.Errorf("[TARGETS] inside the [TARGETS] section opened on line %d: missing [END]", group.Line))
+					endGroup(n)
+				}
+				group = &TargetGroup{Line: n}
+				setAt = map[string]int{}
+			case "END":
+				if group == nil {
+					errs.add(name, n, errors.New("[END] without [TARGETS]"))
+					continue
+				}
+				endGroup(n)
+			default:
+				errs.add(name, n, fmt.Errorf("unknown section [%s] (want [TARGETS] or [END])", section))
+			}
+			continue
+		}
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			if group != nil {
+				// Might be a mangled PWD line: do not echo it.
+				errs.add(name, n, errors.New("expected KEY=VALUE (HOST, UID, PWD or USECURRENTCREDENTIAL) or [END]"))
+			} else {
+				errs.add(name, n, errors.New("expected KEY=VALUE or a [SECTION]"))
+			}
+			continue
+		}
+		key = strings.ToUpper(strings.TrimSpace(key))
+		value = unquote(strings.TrimSpace(value))
+		if group == nil {
+			switch {
+			case key == "HOST" || key == "UID" || key == "PWD" || key == "USECURRENTCREDENTIAL":
+				errs.add(name, n, fmt.Errorf("%s= outside a [TARGETS] ... [END] section", key))
+			case knownOptions[key]:
+				f.Options[key] = value
+			default:
+				f.Warnings = append(f.Warnings, fmt.Sprintf("%s:%d: unknown key %q ignored", name, n, key))
+			}
+			continue
+		}
+		if key != "HOST" {
+			if first, ok := setAt[key]; ok {
+				errs.add(name, n, fmt.Errorf("%s given twice in one [TARGETS] section (first on line %d)", key, first))
+				continue
+			}
+			setAt[key] = n
+		}
+		switch key {
+		case "HOST":
+			t, err := Parse(value)
+			if err != nil {
+				errs.add(name, n, fmt.Errorf("HOST: %w", err))
+				continue
+			}
+			if first, ok := seen[t.Addr()]; ok {
+				errs.add(name, n, fmt.Errorf("duplicate target %s (first on line %d)", t.Addr(), first))
+				continue
+			}
+			seen[t.Addr()] = n
+			group.Targets = append(group.Targets, t)
+		case "UID":
+			if value == "" {
+				errs.add(name, n, errors.New("empty UID="))
+				continue
+			}
+			if msg := checkUser(value); msg != "" {
+				errs.add(name, n, fmt.Errorf("UID: %s", msg))
+				continue
+			}
+			group.User = value
+		case "PWD":
+			group.Password = Secret(value)
+		case "USECURRENTCREDENTIAL":
+			switch strings.ToUpper(value) {
+			case "YES":
+				group.UseCurrentCredential = true
+			case "NO":
+			default:
+				errs.add(name, n, fmt.Errorf("USECURRENTCREDENTIAL=%q: want YES or NO", value))
+			}
+		default:
+			errs.add(name, n, fmt.Errorf("unknown key %q in a [TARGETS] section (want HOST, UID, PWD or USECURRENTCREDENTIAL)", key))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line longer than %d bytes", maxLine)
+		}
+		errs.add(name, n+1, err)
+	}
+	if group != nil {
+		errs.add(name, group.Line, errors.New("[TARGETS] section not closed with [END]"))
+		endGroup(n)
+	}
+	if err := errs.err(); err != nil {
+		for _, g := range f.Groups {
+			g.Password.Zero()
+		}
+		return nil, err
+	}
+	if len(f.Groups) == 0 {
+		return nil, fmt.Errorf("%s: no [TARGETS] section", name)
+	}
+	return f, nil
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
