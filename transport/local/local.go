@@ -222,7 +222,9 @@ func (c *Conn) User() string { return c.user }
 func (c *Conn) Close() error { return nil }
 
 // String names the connection in messages.
-func (c *Conn) String() string { return "local (" + c.user + ", pid " + strconv.Itoa(os.Getpid()) + ")" }
+func (c *Conn) String() string {
+	return "local (" + c.user + ", pid " + strconv.Itoa(os.Getpid()) + ")"
+}
 
 // stderrTail is how much of a failed command's standard error an
 // ExitError keeps.

@@ -566,6 +566,7 @@ func (p *process) Stderr() io.Reader     { return p.l.stderr }
 
 func (p *process) Wait() error {
 	err := p.l.s.Wait()
+	p.release() // the session is over on the node's side
 	if err != nil && p.ctx.Err() != nil {
 		return fmt.Errorf("run on %s: %w", p.c.host, p.ctx.Err())
 	}

@@ -126,7 +126,10 @@ func startSSHD(t *testing.T, extra ...string) *sshd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		os.RemoveAll(dir)
+		os.Remove(base) // only when no other test's server is left in it
+	})
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +176,17 @@ func startSSHD(t *testing.T, extra ...string) *sshd {
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
 		t.Cleanup(func() {
+			// Everything this server started (per-connection sshd
+			// processes and the commands they ran) goes with it, also
+			// when a test failed half-way.
+			for _, pid := range s.children(t) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			// Let the server reap them: orphans would stay zombies where
+			// PID 1 does not reap.
+			for i := 0; i < 100 && len(s.children(t)) > 0; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
 			syscall.Kill(s.PID, syscall.SIGTERM)
 			select {
 			case <-exited:
