@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/journal"
+	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/pki"
+)
+
+type deployOptions struct {
+	nodeOptions
+	Baseline  string
+	DryRun    bool
+	Downgrade bool
+	Rewrite   bool
+	HTTPPort  int
+	HTTPSPort int
+	// inventory is true for `fleetup inventory`.
+	inventory bool
+}
+
+func runDeploy(ctx context.Context, env *Env, args []string) error {
+	var opts deployOptions
+	fs := newFlags("deploy", env)
+	opts.register(fs)
+	fs.StringVar(&opts.Baseline, "baseline", "", "the baseline directory (required)")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "analysis only: say what would be done, change nothing")
+	fs.BoolVar(&opts.Downgrade, "downgrade", false, "install components older than what is installed")
+	fs.BoolVar(&opts.Rewrite, "rewrite", false, "reinstall components whose version is already installed")
+	fs.IntVar(&opts.HTTPPort, "port", 0, "the manager's HTTP port (default 63001, moved when taken)")
+	fs.IntVar(&opts.HTTPSPort, "ssl-port", 0, "the manager's HTTPS port (default 63002, moved when taken)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (targets go after --target)", fs.Arg(0))
+	}
+	if opts.Baseline == "" {
+		return usagef("--baseline DIR is required")
+	}
+	return deploy(ctx, env, &opts)
+}
+
+func runInventory(ctx context.Context, env *Env, args []string) error {
+	var opts deployOptions
+	opts.inventory = true
+	fs := newFlags("inventory", env)
+	opts.register(fs)
+	fs.StringVar(&opts.Baseline, "baseline", "", "also analyse this baseline against each node")
+	fs.IntVar(&opts.HTTPPort, "port", 0, "the manager's HTTP port (default 63001)")
+	fs.IntVar(&opts.HTTPSPort, "ssl-port", 0, "the manager's HTTPS port (default 63002)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return deploy(ctx, env, &opts)
+}
+
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
+	if opts.HTTPPort < 0 || opts.HTTPPort > 65535 || opts.HTTPSPort < 0 || opts.HTTPSPort > 65535 {
+		return usagef("--port/--ssl-port: not a port")
+	}
+	if opts.HTTPPort != 0 && opts.HTTPPort == opts.HTTPSPort {
+		return usagef("--port and --ssl-port are both %d: they must differ", opts.HTTPPort)
+	}
+	ts, err := opts.targets(env)
+	if err != nil {
+		return err
+	}
+	var comps []*fleetup.Component
+	if opts.Baseline != "" {
+		b, err := loadBaseline(opts.Baseline)
+		if err != nil {
+			return err
+		}
+		if err := baselineProblems(b); err != nil {
+			return err
+		}
+		comps = b.Components
+	}
+	signers, err := opts.signers()
+	if err != nil {
+		return err
+	}
+	runID := newRunID()
+	out := newReporter(env.Stdout, opts.JSON)
+	out.runStart(runID, len(ts))
+
+	var nodes []orchestrator.Node
+	if len(ts) == 0 {
+		nodes = []orchestrator.Node{{Name: "localhost", Open: func(ctx context.Context) (agent.Agent, error) {
+			return agent.NewLocal(agent.LocalOptions{RunID: runID, FwupdPlugins: opts.plugins()})
+		}}}
+	} else {
+		ca, err := pki.NewCA(runID)
+		if err != nil {
+			return err
+		}
+		mgr, err := ca.Issue(pki.ManagerName, nil)
+		if err != nil {
+			return err
+		}
+		dp, err := depot.New(depot.Options{
+			HTTPPort: opts.HTTPPort, HTTPSPort: opts.HTTPSPort,
+			HTTPPortExplicit: opts.HTTPPort != 0, HTTPSPortExplicit: opts.HTTPSPort != 0,
+			TLS: pki.ServerTLS(ca.Pool(), mgr.Cert),
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range comps {
+			if err := dp.Add(c); err != nil {
+				return err
+			}
+		}
+		if err := dp.Start(ctx); err != nil {
+			var pe *depot.PortInUseError
+			if errors.As(err, &pe) {
+				return usagef("%w", err)
+			}
+			return fmt.Errorf("start the manager's web server: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = dp.Close(cctx)
+		}()
+		for _, n := range dp.Notices() {
+			out.notice("", n)
+		}
+		stateDir := opts.StateDir
+		if stateDir == "" {
+			stateDir = journal.DefaultDir()
+		}
+		jr, err := journal.Open(stateDir)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		run, err := jr.Begin(runID)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		setup := &remoteSetup{
+			opts: &opts.nodeOptions, runID: runID, ca: ca, manager: mgr, depotPort: dp.HTTPSPort(),
+			password: opts.password(ctx, env), signers: signers, run: run, jr: jr,
+			notice: out.notice,
+		}
+		nodes = setup.nodes(ts)
+		defer func() { _ = run.End() }()
+		defer func() {
+			// Nodes whose clean-up was confirmed leave the journal.
+			for _, r := range out.results {
+				if r.CleanupError == "" && r.Cleanup != nil {
+					_ = run.Record(journal.NodeRecord{Node: r.Node, State: journal.StateCleaned})
+				}
+			}
+		}()
+	}
+
+	results := orchestrator.Run(ctx, orchestrator.Options{
+		Components:    comps,
+		Nodes:         nodes,
+		InventoryOnly: opts.inventory && opts.Baseline == "",
+		DryRun:        opts.DryRun || opts.inventory,
+		Downgrade:     opts.Downgrade,
+		Rewrite:       opts.Rewrite,
+		Parallel:      opts.Parallel,
+		Emit:          out.event,
+	})
+	out.results = results
+	out.summary(results, opts.inventory)
+	failed := 0
+	cancelled := false
+	for _, r := range results {
+		switch {
+		case r.State == fleetup.StateCancelled:
+			cancelled = true
+		case r.State == fleetup.StateFailed || r.CleanupError != "":
+			failed++
+		}
+	}
+	if cancelled || ctx.Err() != nil {
+		return errCancelled
+	}
+	if failed > 0 {
+		return &nodesError{failed: failed, total: len(results)}
+	}
+	return nil
+}
+
+// reporter prints what happens: JSON lines, or short human lines and a
+// summary table.
+type reporter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	json    bool
+	results []orchestrator.NodeResult
+}
+
+func newReporter(w io.Writer, asJSON bool) *reporter { return &reporter{w: w, json: asJSON} }
+
+func (r *reporter) line(v any) {
+	b, _ := json.Marshal(v)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w.Write(append(b, '\n'))
+}
+
+func (r *reporter) runStart(id string, n int) {
+	if r.json {
+		r.line(map[string]any{"type": "run", "run_id": id, "nodes": n, "time": time.Now()})
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	target := fmt.Sprintf("%d node(s)", n)
+	if n == 0 {
+		target = "the local node"
+	}
+	fmt.Fprintf(r.w, "fleetup run %s on %s\n", id, target)
+}
+
+func (r *reporter) notice(node, msg string) {
+	r.event(fleetup.Event{Time: time.Now(), Node: node, Message: msg})
+}
+
+func (r *reporter) event(ev fleetup.Event) {
+	if r.json {
+		r.line(struct {
+			Type string `json:"type"`
+			fleetup.Event
+		}{"event", ev})
+		return
+	}
+	if ev.Phase == "" && ev.Message == "" {
+		return
+	}
+	node := ev.Node
+	if node == "" {
+		node = "manager"
+	}
+	what := string(ev.State)
+	if ev.Component != "" {
+		what = ev.Component
+		if ev.Phase != "" {
+			what += " " + string(ev.Phase)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fmt.Fprintf(r.w, "%s  %-24s %s: %s\n", ev.Time.Format("15:04:05"), node, what, ev.Message)
+}

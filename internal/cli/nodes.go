@@ -1,0 +1,256 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/journal"
+	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/secret"
+	"github.com/fleetup/fleetup/target"
+	sshtr "github.com/fleetup/fleetup/transport/ssh"
+)
+
+// nodeOptions are the flags every command that reaches nodes shares.
+type nodeOptions struct {
+	Targets           stringList
+	NodesFile         string
+	User              string
+	PasswordFile      string
+	PasswordEnv       string
+	Identities        stringList
+	NoAgent           bool
+	KnownHosts        string
+	AcceptNewHostKeys bool
+	EnginePort        int
+	EngineIdle        time.Duration
+	ConnectTimeout    time.Duration
+	FwupdPlugins      string
+	StateDir          string
+	Parallel          int
+	JSON              bool
+}
+
+func (o *nodeOptions) register(fs *flag.FlagSet) {
+	fs.Var(&o.Targets, "target", "a node as [user@]host[:port]; IPv6 in brackets (repeatable)")
+	fs.StringVar(&o.NodesFile, "nodes", "", "a file of targets, one per line (- for stdin)")
+	fs.StringVar(&o.User, "user", "root", "user for targets that name none")
+	fs.StringVar(&o.PasswordFile, "password-file", "", "file holding the SSH (and sudo) password (mode 0600)")
+	fs.StringVar(&o.PasswordEnv, "password-env", "FLEETUP_PASSWORD", "environment variable holding the password")
+	fs.Var(&o.Identities, "identity", "SSH private key file (repeatable)")
+	fs.BoolVar(&o.NoAgent, "no-agent", false, "do not use the SSH agent at SSH_AUTH_SOCK")
+	fs.StringVar(&o.KnownHosts, "known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "accept and record the key of a node not yet known (a changed key is always refused)")
+	fs.IntVar(&o.EnginePort, "engine-port", 0, "port the engine listens on at the node (default 62286, moved when taken)")
+	fs.DurationVar(&o.EngineIdle, "engine-idle-timeout", 60*time.Second, "the engine removes itself after this long without the manager")
+	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 15*time.Second, "bound on reaching a node over SSH")
+	fs.StringVar(&o.FwupdPlugins, "fwupd-plugins", "", "comma-separated fwupd plugins to load on nodes (e.g. test)")
+	fs.StringVar(&o.StateDir, "state-dir", "", "where the crash journal lives (default "+journal.DefaultDir()+")")
+	fs.IntVar(&o.Parallel, "parallel", 16, "nodes worked on at once")
+	fs.BoolVar(&o.JSON, "json", false, "print events and results as JSON lines")
+}
+
+// targets reads every target the user named, in order, with duplicates
+// refused.
+func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
+	var ts []target.Target
+	for _, s := range o.Targets {
+		t, err := target.Parse(s)
+		if err != nil {
+			return nil, usagef("--target %q: %w", s, err)
+		}
+		ts = append(ts, t)
+	}
+	if o.NodesFile != "" {
+		var r io.Reader
+		name := o.NodesFile
+		if name == "-" {
+			r, name = env.Stdin, "stdin"
+		} else {
+			f, err := os.Open(name)
+			if err != nil {
+				return nil, usagef("nodes file: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		more, err := target.ParseList(r, name)
+		if err != nil {
+			return nil, usagef("%w", err)
+		}
+		ts = append(ts, more...)
+	}
+	seen := map[string]bool{}
+	for i := range ts {
+		if ts[i].User == "" {
+			ts[i].User = o.User
+		}
+		if ts[i].Port == 0 {
+			ts[i].Port = 22
+		}
+		k := ts[i].String()
+		if seen[k] {
+			return nil, usagef("target %s is named twice", k)
+		}
+		seen[k] = true
+	}
+	if o.Parallel < 1 {
+		return nil, usagef("--parallel %d: must be at least 1", o.Parallel)
+	}
+	if o.EnginePort < 0 || o.EnginePort > 65535 {
+		return nil, usagef("--engine-port %d: not a port", o.EnginePort)
+	}
+	return ts, nil
+}
+
+func (o *nodeOptions) plugins() []string {
+	if o.FwupdPlugins == "" {
+		return nil
+	}
+	return strings.Split(o.FwupdPlugins, ",")
+}
+
+// password returns a function that gets the password once, on first use,
+// from the file, the environment or the terminal, and keeps it in memory
+// for the run only.
+func (o *nodeOptions) password(ctx context.Context, env *Env) func() ([]byte, error) {
+	var once sync.Once
+	var pw []byte
+	var err error
+	return func() ([]byte, error) {
+		once.Do(func() {
+			pw, err = secret.Password(ctx, secret.Source{File: o.PasswordFile, Env: o.PasswordEnv, Prompt: "fleetup: SSH password: "})
+		})
+		if err != nil {
+			return nil, err
+		}
+		return append([]byte(nil), pw...), nil
+	}
+}
+
+func (o *nodeOptions) signers() ([]gossh.Signer, error) {
+	var out []gossh.Signer
+	for _, f := range o.Identities {
+		s, err := sshtr.LoadIdentity(f, nil)
+		if err != nil {
+			return nil, usagef("--identity %s: %w", f, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (o *nodeOptions) knownHosts() string {
+	if o.KnownHosts != "" {
+		return o.KnownHosts
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".ssh", "known_hosts")
+}
+
+// remoteNodes turns targets into orchestrator nodes that reach each over SSH
+// and place the engine, journaling what they place.
+type remoteSetup struct {
+	opts      *nodeOptions
+	runID     string
+	ca        *pki.CA
+	manager   *pki.Leaf
+	depotPort int
+	password  func() ([]byte, error)
+	signers   []gossh.Signer
+	run       *journal.Run
+	jr        *journal.Journal
+	notice    func(node, msg string)
+}
+
+func (s *remoteSetup) nodes(ts []target.Target) []orchestrator.Node {
+	var out []orchestrator.Node
+	for _, t := range ts {
+		name := t.String()
+		out = append(out, orchestrator.Node{Name: name, Open: func(ctx context.Context) (agent.Agent, error) {
+			return s.open(ctx, t, name)
+		}})
+	}
+	return out
+}
+
+func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (agent.Agent, error) {
+	conn, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
+		User:              t.User,
+		Password:          s.password,
+		Signers:           s.signers,
+		UseAgent:          !s.opts.NoAgent,
+		KnownHostsFile:    s.opts.knownHosts(),
+		AcceptNewHostKeys: s.opts.AcceptNewHostKeys,
+		Timeout:           s.opts.ConnectTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var sweep []string
+	if s.jr != nil {
+		recs, _ := s.jr.ForNode(name) // an unreadable journal file only means less to sweep
+		for _, r := range recs {
+			if r.RunID != s.runID {
+				sweep = append(sweep, r.RunID)
+			}
+		}
+	}
+	var pw func() ([]byte, error)
+	if t.User != "root" {
+		pw = s.sudoPassword()
+	}
+	return agent.NewRemote(ctx, name, conn, agent.RemoteOptions{
+		RunID:              s.runID,
+		Node:               name,
+		Password:           pw,
+		Engine:             func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) },
+		CA:                 s.ca,
+		Manager:            s.manager,
+		DepotPort:          s.depotPort,
+		EnginePort:         s.opts.EnginePort,
+		EnginePortExplicit: s.opts.EnginePort != 0,
+		IdleTimeout:        s.opts.EngineIdle,
+		FwupdPlugins:       s.opts.plugins(),
+		SweepRuns:          sweep,
+		Placed: func(dir string, pid, port int) {
+			if s.run != nil {
+				_ = s.run.Record(journal.NodeRecord{Node: name, State: journal.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
+			}
+		},
+		Notice: func(msg string) { s.notice(name, msg) },
+	})
+}
+
+// sudoPassword is the password for sudo, or nil when none was supplied (sudo
+// then must not ask: NOPASSWD).
+func (s *remoteSetup) sudoPassword() func() ([]byte, error) {
+	if s.opts.PasswordFile == "" && os.Getenv(s.opts.PasswordEnv) == "" && !isTerminal() {
+		return nil
+	}
+	return s.password
+}
+
+func isTerminal() bool {
+	f, err := os.Open("/dev/tty")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
