@@ -129,7 +129,10 @@ func LookPath(name string) bool {
 
 // Marked returns the PIDs of processes whose environment has MarkerVar set
 // to marker, or, when marker ends in "*", any value starting with the rest.
-// The calling process is never included.
+// Only processes in the caller's mount namespace count: a process in
+// another one (a container on the node, or another node of the test lab,
+// which shares the PID namespace) is never ours to stop. The calling
+// process is never included.
 func Marked(marker string) ([]int, error) {
 	prefix := MarkerVar + "=" + strings.TrimSuffix(marker, "*")
 	exact := !strings.HasSuffix(marker, "*")
@@ -138,10 +141,14 @@ func Marked(marker string) ([]int, error) {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
 	self := os.Getpid()
+	myNS, _ := os.Readlink("/proc/self/ns/mnt")
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
+			continue
+		}
+		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt")); err != nil || ns != myNS {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
