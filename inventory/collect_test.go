@@ -16,7 +16,7 @@ import (
 )
 
 // fwupdTestEnv returns a runner whose fwupdtool sees fwupd's fake test
-// devices, configured in a temporary directory.
+// devices, configured (with its lock) in a temporary directory.
 func fwupdTestEnv(t *testing.T) *proc.Runner {
 	t.Helper()
 	dir := t.TempDir()
@@ -26,9 +26,13 @@ func fwupdTestEnv(t *testing.T) *proc.Runner {
 	if err := os.WriteFile(filepath.Join(dir, "etc", "fwupd", "fwupd.conf"), []byte("[fwupd]\nTestDevices=true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "lock"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return &proc.Runner{Env: []string{
 		"FWUPD_SYSCONFDIR=" + filepath.Join(dir, "etc"),
 		"FWUPD_LOCALSTATEDIR=" + filepath.Join(dir, "var"),
+		"FWUPD_LOCKDIR=" + filepath.Join(dir, "lock"),
 	}}
 }
 

@@ -1,0 +1,133 @@
+package installer
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/proc"
+)
+
+// Fwupd installs fwupd cabinet archives.
+type Fwupd struct{ cfg Config }
+
+var _ Installer = (*Fwupd)(nil)
+
+// NewFwupd returns the fwupd installer built on cfg.
+func NewFwupd(cfg Config) *Fwupd { return &Fwupd{cfg: cfg} }
+
+// Kind returns fleetup.KindFwupd.
+func (*Fwupd) Kind() fleetup.Kind { return fleetup.KindFwupd }
+
+// Probe finds an updatable device in inv.Devices that has one of
+// c.Targets' GUIDs (compared case-insensitively). Installed is that
+// device's version and Reason names it.
+func (f *Fwupd) Probe(ctx context.Context, c *fleetup.Component, inv *fleetup.Inventory) (fleetup.Probe, error) {
+	p := fleetup.Probe{ComponentID: c.ID}
+	want := map[string]bool{}
+	for _, g := range c.Targets {
+		if g = strings.ToLower(strings.TrimSpace(g)); g != "" {
+			want[g] = true
+		}
+	}
+	if len(want) == 0 {
+		p.Reason = "component names no device GUID"
+		return p, nil
+	}
+	var notUpdatable *fleetup.Device
+	for i := range inv.Devices {
+		d := &inv.Devices[i]
+		for _, g := range d.GUIDs {
+			if !want[strings.ToLower(g)] {
+				continue
+			}
+			if !d.Updatable {
+				notUpdatable = d
+				continue
+			}
+			p.Applicable = true
+			p.Installed = d.Version
+			p.Reason = fmt.Sprintf("device %q (%s, plugin %s, GUID %s) has version %s", d.Name, d.ID, d.Plugin, strings.ToLower(g), d.Version)
+			return p, nil
+		}
+	}
+	if notUpdatable != nil {
+		p.Reason = fmt.Sprintf("device %q (%s) matches but fwupd cannot update it", notUpdatable.Name, notUpdatable.ID)
+		return p, nil
+	}
+	p.Reason = fmt.Sprintf("no updatable fwupd device has GUID %s", strings.Join(c.Targets, ", "))
+	return p, nil
+}
+
+// Install flashes the cabinet at path with fwupdtool (fwupdmgr when
+// fwupdtool is absent). RebootNeeded is c.Reboot, or true when fwupd says
+// a reboot or shutdown is needed.
+func (f *Fwupd) Install(ctx context.Context, c *fleetup.Component, path string, opts Options) (Outcome, error) {
+	tool := "fwupdtool"
+	args := []string{"install", path, "--no-reboot-check"}
+	switch {
+	case proc.LookPath("fwupdtool"):
+		if len(f.cfg.FwupdPlugins) > 0 {
+			args = append(args, "--plugins", strings.Join(f.cfg.FwupdPlugins, ","))
+		}
+	case proc.LookPath("fwupdmgr"):
+		tool = "fwupdmgr"
+		args = append(args, "--assume-yes")
+	default:
+		return Outcome{}, fmt.Errorf("install %s: neither fwupdtool nor fwupdmgr is on this node", filepath.Base(path))
+	}
+	if opts.Downgrade {
+		args = append(args, "--allow-older")
+	}
+	if opts.Rewrite {
+		args = append(args, "--allow-reinstall")
+	}
+	out := newOutputLog(opts.Log)
+	err := stream(ctx, f.cfg.runner(), out, []string{"NO_COLOR=1", "LC_ALL=C"}, tool, args...)
+	o := Outcome{Output: out.Tail()}
+	if err != nil {
+		if code := exitCode(err); code >= 0 {
+			err = fwupdFailure(tool, code, o.Output)
+		}
+		return o, fmt.Errorf("install %s: %w", filepath.Base(path), err)
+	}
+	o.RebootNeeded = c.Reboot || fwupdWantsReboot(o.Output)
+	return o, nil
+}
+
+// fwupdProgress matches fwupdtool's progress lines, "Writing…: 50%".
+var fwupdProgress = regexp.MustCompile(`^[\p{L} ]+(…|\.\.\.)?: *\d+%$`)
+
+// fwupdFailure turns fwupd's output after a failed install into an
+// InstallError: its last non-progress line, and a hint for the failures
+// whose cause is known.
+func fwupdFailure(tool string, code int, output string) *InstallError {
+	e := &InstallError{Tool: tool, ExitCode: code}
+	e.Message = lastLines(output, 1, func(l string) bool { return !fwupdProgress.MatchString(l) })
+	low := strings.ToLower(e.Message)
+	switch {
+	case code == 3 || strings.Contains(low, "no supported devices"):
+		e.Hint = "no device on this node accepts this firmware"
+	case strings.Contains(low, "another instance") || strings.Contains(low, "locked"):
+		e.Hint = "another fwupd instance holds the lock; retry when it has finished"
+	case strings.Contains(low, "older") || strings.Contains(low, "downgrade"):
+		e.Hint = "the firmware is older than the device's; downgrading needs the downgrade option"
+	case strings.Contains(low, "already") || strings.Contains(low, "reinstall") || strings.Contains(low, "same version"):
+		e.Hint = "the device already has this version; reinstalling needs the rewrite option"
+	case strings.Contains(low, "cab") || strings.Contains(low, "failed read") || strings.Contains(low, "archive") ||
+		strings.Contains(low, "no data") || strings.Contains(low, "metainfo") || strings.Contains(low, "checksum"):
+		e.Hint = "the cabinet is damaged, truncated or not a firmware archive"
+	}
+	return e
+}
+
+// fwupdReboot matches fwupd's messages that a reboot or shutdown is
+// needed to finish an update (and not its "Restarting device…" progress).
+var fwupdReboot = regexp.MustCompile(`(?i)(requires? (a reboot|a restart|the system to (shutdown|shut down|reboot|restart))|needs? (a )?(reboot|shutdown)|(reboot|restart) to complete|(restart|reboot) (the|your) (system|computer)|pending reboot)`)
+
+// fwupdWantsReboot reports whether fwupd's output says the update needs a
+// reboot or a shutdown.
+func fwupdWantsReboot(output string) bool { return fwupdReboot.MatchString(output) }
