@@ -204,13 +204,28 @@ func (d *Deb) Install(ctx context.Context, c *fleetup.Component, path string, op
 }
 
 // dpkgFailure turns dpkg's output after a failed install into an
-// InstallError: its error lines (or its last lines), with a hint for
-// failures whose cause is known.
+// InstallError: the last three of its error lines and their indented
+// continuations (or its last lines), with a hint for failures whose cause
+// is known.
 func dpkgFailure(code int, output string) *InstallError {
 	e := &InstallError{Tool: "dpkg", ExitCode: code}
-	e.Message = lastLines(output, 3, func(l string) bool {
-		return strings.Contains(l, "error") || strings.HasPrefix(l, "dpkg:") || strings.HasPrefix(l, " ")
-	})
+	var lines []string
+	inError := false
+	for _, l := range strings.Split(output, "\n") {
+		t := strings.TrimSpace(l)
+		switch {
+		case t == "":
+		case strings.HasPrefix(t, "Errors were encountered"):
+			inError = false
+		case strings.HasPrefix(t, "dpkg:") || strings.HasPrefix(t, "dpkg-deb:") || strings.Contains(t, "error"):
+			lines, inError = append(lines, t), true
+		case inError && (strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t")):
+			lines = append(lines, t)
+		default:
+			inError = false
+		}
+	}
+	e.Message = lastLines(strings.Join(lines, "\n"), 3, nil)
 	if e.Message == "" {
 		e.Message = lastLines(output, 3, nil)
 	}

@@ -126,7 +126,7 @@ func fwupdFailure(tool string, code int, output string) *InstallError {
 
 // fwupdReboot matches fwupd's messages that a reboot or shutdown is
 // needed to finish an update (and not its "Restarting device…" progress).
-var fwupdReboot = regexp.MustCompile(`(?i)(requires? (a reboot|a restart|the system to (shutdown|shut down|reboot|restart))|needs? (a )?(reboot|shutdown)|(reboot|restart) to complete|(restart|reboot) (the|your) (system|computer)|pending reboot)`)
+var fwupdReboot = regexp.MustCompile(`(?i)(requires? (a reboot|a restart|the system to (shutdown|shut down|reboot|restart))|needs? (a )?(reboot|shutdown)|(reboot|restart) to complete|(restart|reboot) (the|your) (system|computer)|pending reboot|reboot is pending)`)
 
 // fwupdWantsReboot reports whether fwupd's output says the update needs a
 // reboot or a shutdown.
