@@ -361,10 +361,8 @@ func (e *engine) cleanup(grace time.Duration) *CleanupReport {
 	if e.svc != nil {
 		rep.Merge(e.svc.Cleanup(3 * time.Second))
 	} else {
-		pids, _ := proc.KillMarked(e.cfg.RunID, 3*time.Second)
-		for _, pid := range pids {
-			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d", pid))
-		}
+		killed, _ := killMarked(e.cfg.RunID, 3*time.Second)
+		rep.Processes = append(rep.Processes, killed...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

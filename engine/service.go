@@ -234,6 +234,10 @@ func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req Inst
 		return fmt.Errorf("install %s: %w", c.File, err)
 	}
 	res.RebootNeeded = out.RebootNeeded || c.Reboot
+	if out.Version != "" {
+		res.After = out.Version
+		return nil
+	}
 	// Read the version back from the node: the proof the install took.
 	inv := s.Collect(ictx)
 	p, perr := inst.Probe(ictx, c, inv)
@@ -288,10 +292,8 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 func (s *Service) Cleanup(grace time.Duration) *CleanupReport {
 	rep := &CleanupReport{Node: s.Node}
 	if s.Runner != nil && s.Runner.Marker != "" {
-		pids, err := proc.KillMarked(s.Runner.Marker, grace)
-		for _, pid := range pids {
-			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d (%s)", pid, commOf(pid)))
-		}
+		killed, err := killMarked(s.Runner.Marker, grace)
+		rep.Processes = append(rep.Processes, killed...)
 		if err != nil {
 			rep.Errors = append(rep.Errors, err.Error())
 		}
@@ -308,6 +310,29 @@ func (s *Service) Cleanup(grace time.Duration) *CleanupReport {
 		}
 	}
 	return rep
+}
+
+// killMarked stops the processes marked with marker and describes each
+// ("pid 123 (gpg-agent)"), naming them before they go.
+func killMarked(marker string, grace time.Duration) ([]string, error) {
+	pids, err := proc.Marked(marker)
+	if err != nil || len(pids) == 0 {
+		return nil, err
+	}
+	names := map[int]string{}
+	for _, pid := range pids {
+		names[pid] = commOf(pid)
+	}
+	killed, err := proc.KillMarked(marker, grace)
+	var out []string
+	for _, pid := range killed {
+		name := names[pid]
+		if name == "" {
+			name = commOf(pid)
+		}
+		out = append(out, fmt.Sprintf("pid %d (%s)", pid, name))
+	}
+	return out, err
 }
 
 func commOf(pid int) string {

@@ -148,9 +148,9 @@ func Sweep(ctx context.Context, opts SweepOptions) *CleanupReport {
 		if run == "" {
 			continue
 		}
-		pids, _ := proc.KillMarked(run, 3*time.Second)
-		for _, pid := range pids {
-			rep.Processes = append(rep.Processes, fmt.Sprintf("pid %d of run %s", pid, run))
+		killed, _ := killMarked(run, 3*time.Second)
+		for _, k := range killed {
+			rep.Processes = append(rep.Processes, k+" of run "+run)
 		}
 	}
 	runner := &proc.Runner{}

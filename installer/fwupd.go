@@ -1,11 +1,14 @@
 package installer
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/proc"
@@ -86,6 +89,7 @@ func (f *Fwupd) Install(ctx context.Context, c *fleetup.Component, path string, 
 		args = append(args, "--allow-reinstall")
 	}
 	out := newOutputLog(opts.Log)
+	started := time.Now().Add(-2 * time.Second) // history times are whole seconds
 	err := stream(ctx, f.cfg.runner(), out, []string{"NO_COLOR=1", "LC_ALL=C"}, tool, args...)
 	o := Outcome{Output: out.Tail()}
 	if err != nil {
@@ -95,7 +99,56 @@ func (f *Fwupd) Install(ctx context.Context, c *fleetup.Component, path string, 
 		return o, fmt.Errorf("install %s: %w", filepath.Base(path), err)
 	}
 	o.RebootNeeded = c.Reboot || fwupdWantsReboot(o.Output)
+	if tool == "fwupdtool" {
+		if v, herr := f.historyVersion(ctx, c.ID, started); herr == nil {
+			o.Version = v
+		}
+	}
 	return o, nil
+}
+
+// historyVersion is the version fwupd's history records for the newest
+// successful install of release id since the given time, or "".
+func (f *Fwupd) historyVersion(ctx context.Context, id string, since time.Time) (string, error) {
+	res, err := f.cfg.runner().Run(ctx, nil, "fwupdtool", "get-history", "--json")
+	if err != nil && res == nil {
+		return "", err
+	}
+	return ParseHistoryVersion(res.Stdout, id, since)
+}
+
+// ParseHistoryVersion finds, in `fwupdtool get-history --json` output, the
+// newest successful (UpdateState 2) entry for release id made at or after
+// since, and returns its version ("" when there is none).
+func ParseHistoryVersion(out []byte, id string, since time.Time) (string, error) {
+	start := bytes.IndexByte(out, '{')
+	if start < 0 {
+		return "", fmt.Errorf("no JSON in fwupd history")
+	}
+	var doc struct {
+		Devices []struct {
+			Created     int64
+			UpdateState int
+			Releases    []struct {
+				AppstreamID string `json:"AppstreamId"`
+				Version     string
+			}
+		}
+	}
+	if err := json.Unmarshal(out[start:], &doc); err != nil {
+		return "", fmt.Errorf("fwupd history: %w", err)
+	}
+	var best string
+	var bestAt int64
+	for _, d := range doc.Devices {
+		if d.UpdateState != 2 || d.Created < since.Unix() || len(d.Releases) == 0 || d.Releases[0].AppstreamID != id {
+			continue
+		}
+		if d.Created >= bestAt {
+			best, bestAt = d.Releases[0].Version, d.Created
+		}
+	}
+	return best, nil
 }
 
 // fwupdProgress matches fwupdtool's progress lines, "Writing…: 50%".

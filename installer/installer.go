@@ -67,6 +67,11 @@ type Options struct {
 // Outcome is what an install produced.
 type Outcome struct {
 	RebootNeeded bool
+	// Version is the version the tool itself records as installed, where
+	// it keeps such a record (fwupd's history); empty otherwise, and the
+	// caller reads the version back with Probe. fwupd's test device, for
+	// one, reports its starting version again to every new process.
+	Version string
 	// Output is the tail (at most OutputTail bytes) of the tools' combined
 	// output, for the report.
 	Output string

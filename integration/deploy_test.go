@@ -116,7 +116,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t, lab.Options{Nodes: 1, Dpkg: true})
 	dir := standardBaseline(t)
 	// A component for another device is not applicable.
-	testbaseline.Cab(t, dir, "other.cab", "org.fleetup.test.other", "9.0", "00000000-0000-0000-0000-000000000001")
+	testbaseline.Cab(t, dir, "other.cab", "org.fleetup.test.other", "9.0.0", "00000000-0000-0000-0000-000000000001")
 	r := start(t, f.stateDir, append([]string{"deploy", "--dry-run", "--baseline", dir, "--target", target("root", f.lab.Nodes[0])}, f.authArgs()...)...)
 	if code := r.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d\n%s", code, r.dump())

@@ -86,6 +86,12 @@ func (r *Runner) Run(ctx context.Context, stdin io.Reader, name string, args ...
 		cmd.WaitDelay = 5 * time.Second
 	}
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// The command succeeded; something it started (a daemon) still
+		// holds its output open. That process carries the marker and is
+		// stopped at clean-up.
+		err = nil
+	}
 	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if err != nil {
 		var ee *exec.ExitError
