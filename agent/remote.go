@@ -527,7 +527,7 @@ func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
 			_ = r.proc.Close()
 		}
 		_ = r.conn.Close()
-		return rep, fmt.Errorf("clean-up on %s not confirmed: %w; the engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, lost, r.idle(), r.name)
+		return rep, fmt.Errorf("clean-up on %s not confirmed: the node is unreachable; its engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, r.idle(), r.name)
 	}
 	if r.proc != nil {
 		_ = r.proc.Stdin().Close()

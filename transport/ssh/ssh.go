@@ -727,15 +727,18 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		// The network connection goes first: on a dead link the SFTP
+		// client's Close would wait forever for its reader, which only
+		// a closed connection wakes.
+		err = c.client.Close()
+		if errors.Is(err, net.ErrClosed) || c.Lost() != nil {
+			err = nil
+		}
 		c.sftpMu.Lock()
 		if c.sftp != nil {
 			c.sftp.Close()
 		}
 		c.sftpMu.Unlock()
-		err = c.client.Close()
-		if errors.Is(err, net.ErrClosed) || c.Lost() != nil {
-			err = nil
-		}
 	})
 	return err
 }
