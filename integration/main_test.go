@@ -198,6 +198,9 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts lab.Options) *fixture {
 	t.Helper()
+	// Every node gets its own dpkg database: a deb installed on a node
+	// must not land in the host's.
+	opts.Dpkg = true
 	l := lab.New(t, opts)
 	f := &fixture{lab: l, stateDir: t.TempDir()}
 	f.pwFile = filepath.Join(t.TempDir(), "password")
