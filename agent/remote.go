@@ -51,6 +51,16 @@ type RemoteOptions struct {
 	// Notice receives messages the user should see (port moved, firewall
 	// opened, leftovers removed, tunnel used).
 	Notice func(msg string)
+	// Tunnel sends all of the node's traffic through the SSH connection:
+	// its downloads and status posts to the manager, and the manager's
+	// calls to the engine, which then listens on the node's loopback only
+	// and opens no firewall port. Without it, the tunnel is used when the
+	// node cannot reach the manager's HTTPS port (checked before anything
+	// is transferred).
+	Tunnel bool
+	// DepotLocal is the depot's address on the manager for tunnelled
+	// connections ("127.0.0.1:63002" when empty, from DepotPort).
+	DepotLocal string
 }
 
 // Remote is a node reached over a transport, running the engine.
@@ -63,7 +73,9 @@ type Remote struct {
 	dir    string
 	ready  *engine.Ready
 
-	lines    chan []byte // the engine's stdout lines after Ready
+	lines    chan []byte  // the engine's stdout lines after Ready
+	tunnel   bool         // traffic goes through the SSH connection
+	forward  net.Listener // the node-side listener forwarding to the depot
 	stderrMu sync.Mutex
 	stderr   bytes.Buffer
 	stopBeat context.CancelFunc
@@ -240,6 +252,10 @@ func (r *Remote) start(ctx context.Context) error {
 		return err
 	}
 	p := r.proc
+	depotURL, err := r.returnPath(ctx)
+	if err != nil {
+		return err
+	}
 	// The engine's certificate names the node (the depot knows who fetches
 	// by it) and carries the engine role, which the manager verifies.
 	leaf, err := r.opts.CA.Issue(r.name, []string{hostOf(r.conn.RemoteAddr())})
@@ -255,11 +271,14 @@ func (r *Remote) start(ctx context.Context) error {
 		KeyPEM:       leaf.KeyPEM,
 		CAPEM:        r.opts.CA.CertPEM(),
 		ManagerAddr:  hostOf(r.conn.LocalAddr()),
-		OpenFirewall: true,
-		DepotURL:     "https://" + net.JoinHostPort(hostOf(r.conn.LocalAddr()), strconv.Itoa(r.opts.DepotPort)),
+		OpenFirewall: !r.tunnel,
+		DepotURL:     depotURL,
 		IdleTimeout:  engine.Duration(r.idle()),
 		FwupdPlugins: r.opts.FwupdPlugins,
 		SweepRuns:    r.opts.SweepRuns,
+	}
+	if r.tunnel {
+		cfg.Listen = "127.0.0.1"
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -297,6 +316,80 @@ func (r *Remote) start(ctx context.Context) error {
 		r.notice("opened the node's firewall: " + fw)
 	}
 	return nil
+}
+
+// returnPath decides how the engine reaches the manager's web server and
+// returns the URL it is to use. Before anything is transferred it checks,
+// from the node itself, that the node can open the manager's HTTPS port;
+// when it cannot (or Tunnel asks for it), the node's traffic goes through
+// the SSH connection: a port on the node's loopback forwarded to the
+// manager's web server, and the manager's calls to the engine through the
+// same connection.
+func (r *Remote) returnPath(ctx context.Context) (string, error) {
+	direct := net.JoinHostPort(hostOf(r.conn.LocalAddr()), strconv.Itoa(r.opts.DepotPort))
+	r.tunnel = r.opts.Tunnel
+	if !r.tunnel && r.conn.LocalAddr() != nil {
+		var out bytes.Buffer
+		bin := transport.ShellQuote(r.dir + "/" + engine.BinaryName)
+		_ = r.conn.Run(ctx, bin+" dial "+transport.ShellQuote(direct)+" 3s", nil, &out, nil)
+		if status := strings.TrimSpace(out.String()); status != "open" {
+			if status == "" {
+				status = "no answer"
+			}
+			r.tunnel = true
+			r.notice(fmt.Sprintf("the node cannot reach the manager at %s (%s); its downloads, status posts and the manager's calls to the engine go through the SSH connection", direct, status))
+		}
+	} else if r.tunnel {
+		r.notice("--tunnel: the node's downloads, status posts and the manager's calls to the engine go through the SSH connection")
+	}
+	if !r.tunnel {
+		return "https://" + direct, nil
+	}
+	ln, err := r.conn.ListenNode(ctx, "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("forward a port on the node to the manager: %w", err)
+	}
+	r.forward = ln
+	local := r.opts.DepotLocal
+	if local == "" {
+		local = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.opts.DepotPort))
+	}
+	go forwardTo(ln, local)
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil || port == "0" {
+		return "", fmt.Errorf("forward a port on the node: the node did not say which port it bound (%v)", ln.Addr())
+	}
+	return "https://" + net.JoinHostPort("127.0.0.1", port), nil
+}
+
+// forwardTo copies every connection accepted on ln to a new connection to
+// addr, until ln is closed.
+func forwardTo(ln net.Listener, addr string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			d, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				return
+			}
+			defer d.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(d, c); closeWrite(d); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, d); closeWrite(c); done <- struct{}{} }()
+			<-done
+			<-done
+		}()
+	}
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 }
 
 func (r *Remote) idle() time.Duration {
@@ -386,6 +479,21 @@ func (r *Remote) connect(ctx context.Context) error {
 	tlsConf := pki.ClientTLS(r.opts.CA.Pool(), r.opts.Manager.Cert, pki.EngineName)
 	port := strconv.Itoa(r.ready.Port)
 	direct := net.JoinHostPort(hostOf(r.conn.RemoteAddr()), port)
+	// Through the SSH connection, to the node's loopback.
+	tunnel := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return r.conn.DialNode(ctx, net.JoinHostPort("127.0.0.1", port))
+	}
+	if r.tunnel {
+		c := engine.NewClient(direct, tlsConf, tunnel)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := c.Ping(pctx); err != nil {
+			c.Close()
+			return fmt.Errorf("reach the engine through the SSH connection: %w", err)
+		}
+		r.client = c
+		return nil
+	}
 	c := engine.NewClient(direct, tlsConf, nil)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := c.Ping(pctx)
@@ -395,10 +503,6 @@ func (r *Remote) connect(ctx context.Context) error {
 		return nil
 	}
 	c.Close()
-	// Through the SSH connection, from the node's loopback.
-	tunnel := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return r.conn.DialNode(ctx, net.JoinHostPort("localhost", port))
-	}
 	c = engine.NewClient(direct, tlsConf, tunnel)
 	pctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	terr := c.Ping(pctx)
@@ -565,6 +669,9 @@ func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
 		} else if strings.Contains(out.String(), "removed") {
 			rep.Files = append(rep.Files, r.dir)
 		}
+	}
+	if r.forward != nil {
+		_ = r.forward.Close()
 	}
 	if err := r.conn.Close(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 		errs = append(errs, err)

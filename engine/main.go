@@ -49,6 +49,29 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case "serve":
 		return serve(stdin, stdout, stderr)
+	case "dial":
+		// dial HOST:PORT [TIMEOUT]: can this node open a TCP connection
+		// there? Prints open, refused or filtered; exit 0 only for open.
+		if len(args) < 2 {
+			fmt.Fprintln(stderr, "usage: fleetup-engine dial HOST:PORT [TIMEOUT]")
+			return 2
+		}
+		timeout := 3 * time.Second
+		if len(args) > 2 {
+			if d, err := time.ParseDuration(args[2]); err == nil {
+				timeout = d
+			}
+		}
+		status, err := Dial(args[1], timeout)
+		if err != nil {
+			fmt.Fprintf(stdout, "%s: %v\n", status, err)
+		} else {
+			fmt.Fprintln(stdout, status)
+		}
+		if status != "open" {
+			return 1
+		}
+		return 0
 	case "sweep":
 		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -70,6 +93,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fleetup-engine: unknown command %q\n", args[0])
 		return 2
 	}
+}
+
+// Dial tries a TCP connection to addr and classifies the outcome: "open",
+// "refused" (the host answered with a reset) or "filtered" (no answer in
+// time, or unreachable).
+func Dial(addr string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err == nil {
+		c.Close()
+		return "open", nil
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "refused", err
+	}
+	return "filtered", err
 }
 
 type stringList []string

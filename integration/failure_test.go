@@ -297,3 +297,100 @@ func TestCleanupAfterKilledManager(t *testing.T) {
 	}
 	f.assertClean(t)
 }
+
+// TestBlockedReturnPath: the node may be reached on port 22 only, and may
+// reach nothing of the manager's. The deploy goes through the SSH
+// connection in both directions and leaves the node's firewall as it was.
+func TestBlockedReturnPath(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	ctx := context.Background()
+	script := `nft -f - <<'EOF'
+table inet lockdown {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    iif lo accept
+    ct state established,related accept
+    tcp dport 22 accept
+    meta l4proto ipv6-icmp accept
+  }
+  chain output {
+    type filter hook output priority 0; policy accept;
+    oif lo accept
+    tcp dport { 63001, 63002 } drop
+  }
+}
+EOF`
+	if out, err := n.Shell(ctx, script); err != nil {
+		t.Fatalf("set up firewall: %v\n%s", err, out)
+	}
+	var err error
+	if f.before[0], err = n.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := standardBaseline(t)
+	r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.dump())
+	}
+	said := false
+	r.mu.Lock()
+	for _, e := range r.events {
+		if strings.Contains(str(e, "message"), "through the SSH connection") {
+			said = true
+		}
+		if strings.Contains(str(e, "message"), "opened the node's firewall") {
+			t.Errorf("the engine opened a firewall port although it was tunnelled: %v", e)
+		}
+	}
+	r.mu.Unlock()
+	if !said {
+		t.Errorf("no event says the node's traffic went through the SSH connection\n%s", r.dump())
+	}
+	if got := flashedVersions(t, n); len(got) != 1 || got[0] != "1.2.5/success" {
+		t.Errorf("fwupd history %v, want one successful flash to 1.2.5", got)
+	}
+	f.assertClean(t)
+}
+
+// TestEngineFindsExecutableDirAndFreePort: /tmp is mounted noexec and the
+// engine's default port is taken on the node; the engine goes elsewhere and
+// says so.
+func TestEngineFindsExecutableDirAndFreePort(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	ctx := context.Background()
+	if out, err := n.Shell(ctx, "mount -o remount,noexec /tmp && (setsid python3 -c 'import socket,time; s=socket.socket(socket.AF_INET6); s.bind((\"::\", 62286)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &) && sleep 0.5"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = n.Shell(ctx, "pkill -f '[s]\\.bind..\"::\", 62286' ; mount -o remount,exec /tmp") })
+	var err error
+	if f.before[0], err = n.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "marker", "1.0", "#!/bin/sh\nmkdir -p /opt/m && echo 1.0 > /opt/m/v\n", "cat /opt/m/v 2>/dev/null", "linux")
+	r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.dump())
+	}
+	var moved, elsewhere bool
+	r.mu.Lock()
+	for _, e := range r.events {
+		m := str(e, "message")
+		if strings.Contains(m, "port 62286 is in use") {
+			moved = true
+		}
+		if strings.Contains(m, "/var/tmp/fleetup-") {
+			elsewhere = true
+		}
+	}
+	r.mu.Unlock()
+	if !moved {
+		t.Errorf("no event says the engine port moved\n%s", r.dump())
+	}
+	if !elsewhere {
+		t.Errorf("the engine did not run from /var/tmp with /tmp noexec\n%s", r.dump())
+	}
+	f.assertClean(t)
+}

@@ -40,6 +40,7 @@ type nodeOptions struct {
 	StateDir          string
 	Parallel          int
 	JSON              bool
+	Tunnel            bool
 }
 
 func (o *nodeOptions) register(fs *flag.FlagSet) {
@@ -59,6 +60,7 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", "", "where the crash journal lives (default "+journal.DefaultDir()+")")
 	fs.IntVar(&o.Parallel, "parallel", 16, "nodes worked on at once")
 	fs.BoolVar(&o.JSON, "json", false, "print events and results as JSON lines")
+	fs.BoolVar(&o.Tunnel, "tunnel", false, "carry all of a node's traffic through its SSH connection (used anyway when a node cannot reach the manager)")
 }
 
 // targets reads every target the user named, in order, with duplicates
@@ -227,6 +229,7 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 		IdleTimeout:        s.opts.EngineIdle,
 		FwupdPlugins:       s.opts.plugins(),
 		SweepRuns:          sweep,
+		Tunnel:             s.opts.Tunnel,
 		Placed: func(dir string, pid, port int) {
 			if s.run != nil {
 				_ = s.run.Record(journal.NodeRecord{Node: name, State: journal.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
