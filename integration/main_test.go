@@ -61,9 +61,16 @@ type run struct {
 // start runs fleetup with args and --json, in a state dir of the test's.
 func start(t *testing.T, stateDir string, args ...string) *run {
 	t.Helper()
+	return startWithStdin(t, stateDir, "", args...)
+}
+
+// startWithStdin is start with stdin for fleetup.
+func startWithStdin(t *testing.T, stateDir, stdin string, args ...string) *run {
+	t.Helper()
 	args = append(args, "--json", "--state-dir", stateDir)
 	cmd := exec.Command(filepath.Join(binDir, "fleetup"), args...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "FLEETUP_PASSWORD=")
+	cmd.Stdin = strings.NewReader(stdin)
 	r := &run{t: t, cmd: cmd, seen: make(chan map[string]any, 4096), done: make(chan struct{})}
 	cmd.Stderr = &r.stderr
 	out, err := cmd.StdoutPipe()
