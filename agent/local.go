@@ -28,12 +28,11 @@ type LocalOptions struct {
 
 // NewLocal returns the agent for the local node.
 func NewLocal(opts LocalOptions) (*Local, error) {
-	dir, err := os.MkdirTemp("", engine.DirPrefix+opts.RunID+".")
+	dir, err := engine.MakeDir(os.TempDir(), opts.RunID)
 	if err != nil {
 		return nil, err
 	}
 	runner := &proc.Runner{Marker: opts.RunID, Env: []string{"NO_COLOR=1"}}
-	host, _ := os.Hostname()
 	svc := &engine.Service{
 		Node:       "localhost",
 		Runner:     runner,
@@ -42,7 +41,6 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 		Fetcher:    engine.FileFetcher{},
 		WorkDir:    dir,
 	}
-	_ = host
 	return &Local{svc: svc}, nil
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -55,6 +56,30 @@ func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
 // dirPattern is an engine directory's name: "fleetup-<run>.XXXXXX" (mktemp).
 var dirPattern = regexp.MustCompile(`^` + DirPrefix + `(.+)\.[A-Za-z0-9]{6}$`)
+
+// MakeDir makes a fresh private directory (0700) for run under parent,
+// named as the manager's scouting names them, so a sweep recognises it.
+func MakeDir(parent, run string) (string, error) {
+	const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	for i := 0; i < 100; i++ {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		for j := range b {
+			b[j] = letters[int(b[j])%len(letters)]
+		}
+		dir := filepath.Join(parent, DirPrefix+run+"."+string(b[:]))
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if !os.IsExist(err) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no free directory name under %s", parent)
+}
 
 // RunIDFromDir returns the run id in an engine directory name, or "" when
 // the name is not exactly what the manager makes: a sweep never touches a
