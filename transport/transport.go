@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"strings"
+	"sync"
 )
 
 // Conn is an open connection to one node. All methods are safe for
@@ -95,4 +97,37 @@ func ShellQuote(s string) string {
 		}
 	}
 	return string(append(out, '\''))
+}
+
+// StderrTail is how much of a failed command's standard error an ExitError
+// keeps.
+const StderrTail = 2048
+
+// TailWriter keeps the last StderrTail bytes written to it; transports use
+// it to put the end of a failed command's stderr into its ExitError.
+type TailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// Write implements io.Writer.
+func (w *TailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > 2*StderrTail {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-StderrTail:]...)
+	}
+	return len(p), nil
+}
+
+// String returns the tail, trimmed of surrounding white space.
+func (w *TailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b := w.buf
+	if len(b) > StderrTail {
+		b = b[len(b)-StderrTail:]
+	}
+	return strings.TrimSpace(string(b))
 }

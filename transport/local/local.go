@@ -17,7 +17,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -60,7 +59,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	ec := c.command(ctx, cmd)
 	ec.Stdin = stdin
 	ec.Stdout = stdout
-	tail := &tailWriter{}
+	tail := &transport.TailWriter{}
 	if stderr != nil {
 		ec.Stderr = io.MultiWriter(stderr, tail)
 	} else {
@@ -224,35 +223,4 @@ func (c *Conn) Close() error { return nil }
 // String names the connection in messages.
 func (c *Conn) String() string {
 	return "local (" + c.user + ", pid " + strconv.Itoa(os.Getpid()) + ")"
-}
-
-// stderrTail is how much of a failed command's standard error an
-// ExitError keeps.
-const stderrTail = 2048
-
-// tailWriter keeps the last stderrTail bytes written to it.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if len(w.buf) > 2*stderrTail {
-		w.buf = append(w.buf[:0], w.buf[len(w.buf)-stderrTail:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the tail, trimmed of surrounding white space.
-func (w *tailWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := w.buf
-	if len(b) > stderrTail {
-		b = b[len(b)-stderrTail:]
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -74,7 +74,6 @@ const (
 	defaultKeepAlive   = 5 * time.Second
 	defaultMaxSessions = 9
 	missedKeepAlives   = 3
-	stderrTail         = 2048
 )
 
 // Conn is an SSH connection to one node. It implements transport.Conn.
@@ -454,7 +453,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 		return err
 	}
 	defer l.s.Close()
-	tail := &tailWriter{}
+	tail := &transport.TailWriter{}
 	errOut := io.Writer(tail)
 	if stderr != nil {
 		errOut = io.MultiWriter(&gate{w: stderr}, tail)
@@ -741,31 +740,4 @@ func (c *Conn) Close() error {
 		c.sftpMu.Unlock()
 	})
 	return err
-}
-
-// tailWriter keeps the last stderrTail bytes written to it.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if len(w.buf) > 2*stderrTail {
-		w.buf = append(w.buf[:0], w.buf[len(w.buf)-stderrTail:]...)
-	}
-	return len(p), nil
-}
-
-// String returns the tail, trimmed of surrounding white space.
-func (w *tailWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b := w.buf
-	if len(b) > stderrTail {
-		b = b[len(b)-stderrTail:]
-	}
-	return strings.TrimSpace(string(b))
 }
