@@ -5,44 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/fleetup/fleetup/proc"
 )
 
-// stream runs name with args the way r.Run does (r's prefix, environment
-// and marker, stdin empty, its own process group killed whole when ctx
-// ends) plus env, but sends standard output and error, in the order
-// written, to w as they are produced. proc.Runner offers no streaming
-// run, hence this twin of Runner.Run.
+// stream runs name with args as r runs every command (proc.Runner.Command)
+// plus env, with stdin empty, and sends standard output and error, in the
+// order written, to w as they are produced.
 //
 // It returns nil on exit status 0, an *exitStatus for another exit, and an
 // error wrapping ctx.Err() when ctx ended the command. A process that
 // escapes the group and keeps the output open delays the return by the
 // runner's WaitDelay, no more; the command's own exit status still counts.
 func stream(ctx context.Context, r *proc.Runner, w io.Writer, env []string, name string, args ...string) error {
-	argv := append(append([]string{}, r.Prefix...), name)
-	argv = append(argv, args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(append(os.Environ(), r.Env...), env...)
-	if r.Marker != "" {
-		cmd.Env = append(cmd.Env, proc.MarkerVar+"="+r.Marker)
+	if r == nil {
+		r = &proc.Runner{}
 	}
+	cmd := r.Command(ctx, env, name, args...)
 	cmd.Stdin = nil
 	cmd.Stdout = w
 	cmd.Stderr = w // the same writer: one pipe, output in order
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = r.WaitDelay
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = 5 * time.Second
-	}
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", name, ctx.Err())

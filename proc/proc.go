@@ -71,20 +71,11 @@ func (e *ExitError) Error() string {
 // output. A non-zero exit yields the Result and an *ExitError. The command
 // runs in its own process group, killed whole when ctx ends.
 func (r *Runner) Run(ctx context.Context, stdin io.Reader, name string, args ...string) (*Result, error) {
-	argv := append(append([]string{}, r.Prefix...), name)
-	argv = append(argv, args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = r.environ()
+	cmd := r.Command(ctx, nil, name, args...)
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = r.WaitDelay
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = 5 * time.Second
-	}
 	err := cmd.Run()
 	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
 		// The command succeeded; something it started (a daemon) still
@@ -105,6 +96,24 @@ func (r *Runner) Run(ctx context.Context, stdin io.Reader, name string, args ...
 		return res, fmt.Errorf("%s: %w", name, err)
 	}
 	return res, nil
+}
+
+// Command prepares name with args the way every command of the runner
+// runs: r's prefix, the inherited environment plus r.Env and env, the
+// marker, its own process group killed whole when ctx ends, and the
+// runner's WaitDelay. The caller sets the standard streams and runs it.
+func (r *Runner) Command(ctx context.Context, env []string, name string, args ...string) *exec.Cmd {
+	argv := append(append([]string{}, r.Prefix...), name)
+	argv = append(argv, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(r.environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = r.WaitDelay
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = 5 * time.Second
+	}
+	return cmd
 }
 
 // Output is Run without stdin, returning standard output only.
