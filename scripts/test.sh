@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client sshpass sudo iproute2 iptables nftables
-  fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev)
+  fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev python3 util-linux hostname lftp)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
