@@ -177,6 +177,10 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 		}()
 	}
 
+	stopNotice := context.AfterFunc(ctx, func() {
+		out.notice("", "cancelled: nodes finish the component they are installing, skip the rest, and clean up")
+	})
+	defer stopNotice()
 	results := orchestrator.Run(ctx, orchestrator.Options{
 		Components:    comps,
 		Nodes:         nodes,
