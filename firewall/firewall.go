@@ -33,10 +33,24 @@ const maxTagLen = 127
 // Rule is an accept rule for TCP traffic from Source to the node's Port.
 type Rule struct {
 	// Tag is the rule's comment, TagPrefix followed by the run id.
-	Tag    string
-	Port   int
-	Source netip.Addr // the manager's address; IPv4 or IPv6
+	Tag  string
+	Port int
+	// Source is the one address allowed in, IPv4 or IPv6 (for the engine,
+	// the manager's); with AnySource, the unspecified address of a family
+	// (AnyIPv4 or AnyIPv6), which only names the family.
+	Source netip.Addr
+	// AnySource lets every source of Source's family in (the manager
+	// opening its own ports). It must be asked for explicitly, so that an
+	// unspecified Source by mistake is refused rather than opening the
+	// port to all.
+	AnySource bool
 }
+
+// AnyIPv4 and AnyIPv6 are the Sources of AnySource rules.
+var (
+	AnyIPv4 = netip.IPv4Unspecified()
+	AnyIPv6 = netip.IPv6Unspecified()
+)
 
 // ErrInvalidRule is wrapped by every error Rule.Validate returns.
 var ErrInvalidRule = errors.New("invalid firewall rule")
@@ -48,8 +62,9 @@ var ErrInvalidPrefix = errors.New("invalid tag prefix")
 
 // Validate reports whether r can be turned into a rule: Tag is TagPrefix
 // followed by 1 or more of [A-Za-z0-9._-] (127 bytes at most), Port is
-// 1-65535 and Source is a specific unicast address without a zone. An
-// IPv4-mapped IPv6 source is taken as IPv4 by the backends.
+// 1-65535 and Source is a specific unicast address without a zone, or,
+// with AnySource, the unspecified address of its family. An IPv4-mapped
+// IPv6 source is taken as IPv4 by the backends.
 func (r Rule) Validate() error {
 	if err := validTag(r.Tag); err != nil {
 		return err
@@ -63,6 +78,12 @@ func (r Rule) Validate() error {
 	src := r.Source.Unmap()
 	if src.Zone() != "" {
 		return fmt.Errorf("%w: source %s has a zone", ErrInvalidRule, r.Source)
+	}
+	if r.AnySource {
+		if !src.IsUnspecified() {
+			return fmt.Errorf("%w: any-source rule with the specific source %s (want %s or %s)", ErrInvalidRule, r.Source, AnyIPv4, AnyIPv6)
+		}
+		return nil
 	}
 	if src.IsUnspecified() || src.IsMulticast() {
 		return fmt.Errorf("%w: source %s is not a unicast address", ErrInvalidRule, r.Source)

@@ -148,7 +148,8 @@ func (b *IPTables) Filtering(ctx context.Context) (bool, error) {
 }
 
 // Allow inserts, as rule 1 of INPUT in the family of r.Source,
-// "-s SRC -p tcp --dport PORT -m comment --comment TAG -j ACCEPT", unless
+// "-s SRC -p tcp --dport PORT -m comment --comment TAG -j ACCEPT" (without
+// "-s SRC" for any source), unless
 // that family's INPUT chain does not filter (inserting would then create
 // tables and chains that Remove leaves behind).
 func (b *IPTables) Allow(ctx context.Context, r Rule) error {
@@ -167,10 +168,12 @@ func (b *IPTables) Allow(ctx context.Context, r Rule) error {
 	if !t.filters() {
 		return nil
 	}
-	prefix := netip.PrefixFrom(src, src.BitLen())
-	args := []string{"-w", "-t", "filter", "-I", "INPUT", "1",
-		"-s", prefix.String(), "-p", "tcp", "--dport", strconv.Itoa(r.Port),
-		"-m", "comment", "--comment", r.Tag, "-j", "ACCEPT"}
+	args := []string{"-w", "-t", "filter", "-I", "INPUT", "1"}
+	if !r.AnySource {
+		args = append(args, "-s", netip.PrefixFrom(src, src.BitLen()).String())
+	}
+	args = append(args, "-p", "tcp", "--dport", strconv.Itoa(r.Port),
+		"-m", "comment", "--comment", r.Tag, "-j", "ACCEPT")
 	if _, err := b.r.Output(ctx, f.cmd, args...); err != nil {
 		return fmt.Errorf("allow tcp port %d from %s: %w", r.Port, src, err)
 	}

@@ -20,7 +20,9 @@ import (
 //
 //	ip saddr SRC tcp dport PORT accept comment "TAG"
 //
-// (ip6 saddr for an IPv6 source).
+// (ip6 saddr for an IPv6 source). A rule for any source has no saddr match;
+// in an inet table it matches its family with "meta nfproto ipv4" (ipv6)
+// instead.
 type NFTables struct {
 	r *proc.Runner
 }
@@ -76,13 +78,18 @@ func (b *NFTables) Allow(ctx context.Context, r Rule) error {
 		if c.Family != "inet" && c.Family != proto {
 			continue
 		}
+		var expr []any
+		switch {
+		case !r.AnySource:
+			expr = append(expr, match(proto, "saddr", src.String()))
+		case c.Family == "inet":
+			expr = append(expr, map[string]any{"match": map[string]any{
+				"op": "==", "left": map[string]any{"meta": map[string]any{"key": "nfproto"}}, "right": nfproto[proto],
+			}})
+		}
+		expr = append(expr, match("tcp", "dport", r.Port), map[string]any{"accept": nil})
 		cmds = append(cmds, map[string]any{"insert": map[string]any{"rule": map[string]any{
-			"family": c.Family, "table": c.Table, "chain": c.Name, "comment": r.Tag,
-			"expr": []any{
-				match(proto, "saddr", src.String()),
-				match("tcp", "dport", r.Port),
-				map[string]any{"accept": nil},
-			},
+			"family": c.Family, "table": c.Table, "chain": c.Name, "comment": r.Tag, "expr": expr,
 		}}})
 	}
 	if len(cmds) == 0 {
@@ -93,6 +100,9 @@ func (b *NFTables) Allow(ctx context.Context, r Rule) error {
 	}
 	return nil
 }
+
+// nfproto names a payload protocol's family for "meta nfproto".
+var nfproto = map[string]string{"ip": "ipv4", "ip6": "ipv6"}
 
 func match(proto, field string, right any) map[string]any {
 	return map[string]any{"match": map[string]any{

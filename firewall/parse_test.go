@@ -282,6 +282,10 @@ func TestRuleValidate(t *testing.T) {
 		{name: "port 65536", rule: Rule{Tag: "fleetup:r", Port: 65536, Source: v4}, wantErr: "port 65536 out of range"},
 		{name: "no source", rule: Rule{Tag: "fleetup:r", Port: 1}, wantErr: "no source address"},
 		{name: "unspecified", rule: Rule{Tag: "fleetup:r", Port: 1, Source: netip.IPv4Unspecified()}, wantErr: "0.0.0.0 is not a unicast address"},
+		{name: "any ipv4", rule: Rule{Tag: "fleetup:r", Port: 1, Source: AnyIPv4, AnySource: true}},
+		{name: "any ipv6", rule: Rule{Tag: "fleetup:r", Port: 1, Source: AnyIPv6, AnySource: true}},
+		{name: "any without family", rule: Rule{Tag: "fleetup:r", Port: 1, AnySource: true}, wantErr: "no source address"},
+		{name: "any with a source", rule: Rule{Tag: "fleetup:r", Port: 1, Source: v4, AnySource: true}, wantErr: "any-source rule with the specific source 198.18.240.1"},
 		{name: "zone", rule: Rule{Tag: "fleetup:r", Port: 1, Source: netip.MustParseAddr("fe80::1%eth0")}, wantErr: "has a zone"},
 	}
 	for _, tc := range tests {

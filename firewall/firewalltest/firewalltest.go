@@ -230,6 +230,33 @@ func Run(t *testing.T, newBackend func(t *testing.T) (firewall.Backend, *Env)) {
 		})
 	}
 
+	t.Run("any source opens the port to everyone in both families", func(t *testing.T) {
+		b, env := setup(t, true)
+		port := env.NS.Listen(t)
+		before := dump(t, env)
+		for _, f := range families(env.NS) {
+			blocked(t, f.host, f.node, port)
+		}
+		for _, src := range []netip.Addr{firewall.AnyIPv4, firewall.AnyIPv6} {
+			if err := b.Allow(ctx, firewall.Rule{Tag: "fleetup:run1", Port: port, Source: src, AnySource: true}); err != nil {
+				t.Fatalf("Allow from %s: %v", src, err)
+			}
+		}
+		for _, f := range families(env.NS) {
+			open(t, f.host, f.node, port)
+			open(t, f.other, f.node, port)
+		}
+		if _, err := b.Remove(ctx, "fleetup:run1"); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		if diff := cmp.Diff(before, dump(t, env)); diff != "" {
+			t.Errorf("ruleset after Remove differs from before Allow (-before +after):\n%s", diff)
+		}
+		for _, f := range families(env.NS) {
+			blocked(t, f.other, f.node, port)
+		}
+	})
+
 	t.Run("filtering", func(t *testing.T) {
 		b, env := setup(t, false)
 		if got, err := b.Filtering(ctx); err != nil || got {
@@ -287,6 +314,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) (firewall.Backend, *Env)) {
 			{Tag: `fleetup:x" accept`, Port: 1, Source: env.NS.Host4},
 			{Tag: "fleetup:run1", Port: 0, Source: env.NS.Host4},
 			{Tag: "fleetup:run1", Port: 1},
+			{Tag: "fleetup:run1", Port: 1, Source: firewall.AnyIPv4}, // any source not asked for
 		}
 		for _, r := range bad {
 			if err := b.Allow(ctx, r); !errors.Is(err, firewall.ErrInvalidRule) {
