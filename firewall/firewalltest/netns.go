@@ -91,18 +91,55 @@ type Namespace struct {
 // It skips (or fails, in CI) without root or ip.
 func NewNamespace(t *testing.T) *Namespace {
 	t.Helper()
+	return newNamespace(t, "fufw", func(n int) (netip.Prefix, netip.Prefix) {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(240 + n), 0}), 29),
+			netip.MustParsePrefix(fmt.Sprintf("fd42:5e:0:f0%02x::/64", n))
+	})
+}
+
+// NewNamespaceIn is NewNamespace for a package that keeps to addresses of
+// its own: namespace name-<n> (n 0-15; name at most 8 bytes) gets the n-th
+// /29 of v4 (a /24) and the n-th /64 of v6 (a /56), with the same host,
+// other and node addresses (.1, .3, .2 and ::1, ::3, ::2).
+func NewNamespaceIn(t *testing.T, name string, v4, v6 netip.Prefix) *Namespace {
+	t.Helper()
+	if !v4.Addr().Is4() || v4.Bits() != 24 || !v6.Addr().Is6() || v6.Bits() != 56 || len(name) > 8 {
+		t.Fatalf("NewNamespaceIn(%q, %s, %s): want a name of at most 8 bytes, an IPv4 /24 and an IPv6 /56", name, v4, v6)
+	}
+	return newNamespace(t, name, func(n int) (netip.Prefix, netip.Prefix) {
+		a4 := v4.Masked().Addr().As4()
+		a4[3] = byte(8 * n)
+		a6 := v6.Masked().Addr().As16()
+		a6[7] = byte(n)
+		return netip.PrefixFrom(netip.AddrFrom4(a4), 29), netip.PrefixFrom(netip.AddrFrom16(a6), 64)
+	})
+}
+
+// nth returns the address i above p's (masked) base address.
+func nth(p netip.Prefix, i byte) netip.Addr {
+	a := p.Masked().Addr()
+	for range i {
+		a = a.Next()
+	}
+	return a
+}
+
+// newNamespace creates the first free namespace name-<n> with the
+// subnets nets(n) gives.
+func newNamespace(t *testing.T, prefix string, nets func(n int) (v4, v6 netip.Prefix)) *Namespace {
+	t.Helper()
 	ctx := context.Background()
 	var root proc.Runner
 	n, name := -1, ""
 	for i := range maxNamespaces {
-		nm := fmt.Sprintf("fufw-%d", i)
+		nm := fmt.Sprintf("%s-%d", prefix, i)
 		if _, err := root.Output(ctx, "ip", "netns", "add", nm); err == nil {
 			n, name = i, nm
 			break
 		}
 	}
 	if n < 0 {
-		t.Fatalf("create namespace: all of fufw-0 to fufw-%d exist (left over from a killed run? delete them with ip netns del)", maxNamespaces-1)
+		t.Fatalf("create namespace: all of %s-0 to %s-%d exist (left over from a killed run? delete them with ip netns del)", prefix, prefix, maxNamespaces-1)
 	}
 	hostIf := name + "h"
 	t.Cleanup(func() {
@@ -118,15 +155,16 @@ func NewNamespace(t *testing.T) *Namespace {
 			t.Errorf("delete namespace %s: %v", name, err)
 		}
 	})
+	v4, v6 := nets(n)
 	ns := &Namespace{
 		Name:   name,
 		Runner: &proc.Runner{Prefix: []string{"ip", "netns", "exec", name}},
-		Host4:  netip.AddrFrom4([4]byte{198, 18, byte(240 + n), 1}),
-		Node4:  netip.AddrFrom4([4]byte{198, 18, byte(240 + n), 2}),
-		Other4: netip.AddrFrom4([4]byte{198, 18, byte(240 + n), 3}),
-		Host6:  netip.MustParseAddr(fmt.Sprintf("fd42:5e:0:f0%02x::1", n)),
-		Node6:  netip.MustParseAddr(fmt.Sprintf("fd42:5e:0:f0%02x::2", n)),
-		Other6: netip.MustParseAddr(fmt.Sprintf("fd42:5e:0:f0%02x::3", n)),
+		Host4:  nth(v4, 1),
+		Node4:  nth(v4, 2),
+		Other4: nth(v4, 3),
+		Host6:  nth(v6, 1),
+		Node6:  nth(v6, 2),
+		Other6: nth(v6, 3),
 	}
 	steps := [][]string{
 		{"ip", "link", "add", hostIf, "type", "veth", "peer", "name", "veth0", "netns", name},
