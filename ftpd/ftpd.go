@@ -43,6 +43,23 @@
 // small enough to own and test completely here.
 //
 // Logs never contain the password.
+//
+// Wiring into deploy (for the integrator), when config.FTPEnabled():
+//
+//	user, pass := ftpd.NewCredentials()
+//	fs, err := ftpd.New(ftpd.Options{Port: cfg.FTPPort.Value, User: user, Password: pass, Logger: log})
+//	for _, c := range comps { err = fs.Add(c.File, c.Path) } // c.File is the name switches ask for
+//	err = fs.Start(ctx)            // a taken port is an error: exit as a usage error, like depot's
+//	defer fs.Close(ctx5s)          // with a timeout, as the depot's Close
+//
+// Only firmware meant for switches needs to be added, but adding every
+// component of the run is harmless (read-only, run-scoped credentials).
+// Tell the user (and the switch update) ftp://user:pass@manager:port/name;
+// never log pass. With --open-firewall the manager must accept, from the
+// switches, TCP to the control port and to the passive range (Options
+// PassivePorts, 63006-63010 by default for ports 21 and 63006-63010).
+// Close ends sessions after their current transfer and cuts them when its
+// context ends; call it when the run ends, fails or is cancelled.
 package ftpd
 
 import (
@@ -62,11 +79,11 @@ import (
 	"time"
 )
 
-// The default ports: HP SUM's 63006 for the control connection and
-// 63007-63010 for passive data connections.
+// The default ports: HP SUM's 63006 for the control connection, and its
+// block 63006-63010 for passive data connections (less the control port).
 const (
 	DefaultPort             = 63006
-	DefaultPassiveFirst     = 63007
+	DefaultPassiveFirst     = 63006
 	DefaultPassiveLast      = 63010
 	DefaultMaxSessions      = 16
 	DefaultIdleTimeout      = 5 * time.Minute
@@ -82,8 +99,10 @@ type Options struct {
 	// Deploy passes the --ftp-port value (21, or 63006 as HP SUM).
 	Port int
 	// PassivePorts is the inclusive range passive data connections listen
-	// on. Zero means 63007-63010 when Port is 63006, else a port the kernel
-	// picks per transfer.
+	// on; the control port is skipped when inside it. Zero means 63006-63010
+	// when Port is 21 or within 63006-63010 (the ports HP SUM allows, so
+	// 63006 gives data ports 63007-63010), else a port the kernel picks per
+	// transfer.
 	PassivePorts [2]int
 	// User and Password are the only login; both are required. Mint them
 	// per run with NewCredentials.
@@ -142,15 +161,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("ftpd: port %d out of range 0-65535", opts.Port)
 	}
-	if opts.PassivePorts == [2]int{} && opts.Port == DefaultPort {
+	if opts.PassivePorts == [2]int{} && (opts.Port == 21 || opts.Port >= DefaultPassiveFirst && opts.Port <= DefaultPassiveLast) {
 		opts.PassivePorts = [2]int{DefaultPassiveFirst, DefaultPassiveLast}
 	}
 	if p := opts.PassivePorts; p != [2]int{} {
 		if p[0] < 1 || p[1] > 65535 || p[0] > p[1] {
 			return nil, fmt.Errorf("ftpd: passive port range %d-%d is not within 1-65535 with first <= last", p[0], p[1])
 		}
-		if opts.Port >= p[0] && opts.Port <= p[1] {
-			return nil, fmt.Errorf("ftpd: control port %d is inside the passive port range %d-%d", opts.Port, p[0], p[1])
+		if p[0] == p[1] && p[0] == opts.Port {
+			return nil, fmt.Errorf("ftpd: passive port range %d-%d has no port besides the control port", p[0], p[1])
 		}
 	}
 	if opts.User == "" || opts.Password == "" {

@@ -507,7 +507,7 @@ func TestNew(t *testing.T) {
 		{name: "no password", mod: func(o *Options) { o.Password = "" }, wantErr: "user and password are required"},
 		{name: "user with space", mod: func(o *Options) { o.User = "a b" }, wantErr: `user "a b" has a space`},
 		{name: "reversed passive range", mod: func(o *Options) { o.PassivePorts = [2]int{63010, 63007} }, wantErr: "passive port range 63010-63007"},
-		{name: "control port in passive range", mod: func(o *Options) { o.Port = 63008; o.PassivePorts = [2]int{63007, 63010} }, wantErr: "control port 63008 is inside"},
+		{name: "passive range is only the control port", mod: func(o *Options) { o.Port = 63008; o.PassivePorts = [2]int{63008, 63008} }, wantErr: "no port besides the control port"},
 		{name: "name with slash", mod: func(o *Options) { o.Files = map[string]string{"a/fw.bin": f} }, wantErr: `add "a/fw.bin": name has a path separator`},
 		{name: "dot dot", mod: func(o *Options) { o.Files = map[string]string{"..": f} }, wantErr: "directory reference"},
 		{name: "control character", mod: func(o *Options) { o.Files = map[string]string{"a\nb": f} }, wantErr: "control character"},
@@ -533,12 +533,18 @@ func TestNew(t *testing.T) {
 }
 
 func TestDefaultPassiveRange(t *testing.T) {
-	s, err := New(Options{Port: DefaultPort, User: "u", Password: "p"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := s.opts.PassivePorts; got != [2]int{63007, 63010} {
-		t.Errorf("passive ports for control port 63006 = %v, want 63007-63010", got)
+	tests := []struct {
+		port int
+		want [2]int
+	}{{63006, [2]int{63006, 63010}}, {63009, [2]int{63006, 63010}}, {21, [2]int{63006, 63010}}, {2121, [2]int{}}, {0, [2]int{}}}
+	for _, tt := range tests {
+		s, err := New(Options{Port: tt.port, User: "u", Password: "p"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.opts.PassivePorts; got != tt.want {
+			t.Errorf("passive ports for control port %d = %v, want %v", tt.port, got, tt.want)
+		}
 	}
 }
 

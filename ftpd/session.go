@@ -385,6 +385,9 @@ func (ss *session) listenPassive() (net.Listener, error) {
 	var lastErr error
 	for i := 0; i < n; i++ {
 		p := r[0] + (first-r[0]+i)%n
+		if p == ss.srv.opts.Port {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 		if err == nil {
 			return ln, nil
