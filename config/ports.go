@@ -87,7 +87,7 @@ func PortTable(c *Config) []PortRow {
 		secure(NodeVMware),
 		PortRow{Kind: NodeVMware, Port: 5989, Protocol: "tcp", Direction: ToNode, Purpose: "WBEM (CIM-XML over https): discovery and inventory of ESXi / vSphere hosts"},
 	)
-	rows = append(rows, web(NodeVMware, "the host pulls firmware (needs an ESXi outbound rule)")...)
+	rows = append(rows, web(NodeVMware, "the host pulls firmware, through an ESXi outbound rule")...)
 	rows = append(rows, secure(NodeBMC))
 	rows = append(rows, web(NodeBMC, "the BMC pulls firmware")...)
 	rows = append(rows, secure(NodeSwitch))
@@ -103,5 +103,5 @@ func moves(s Setting[int]) string {
 	if s.Explicit() {
 		return ""
 	}
-	return " (default; the next free port when taken)"
+	return "; default, moves when taken"
 }
