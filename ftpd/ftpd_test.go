@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -487,6 +488,30 @@ func TestCloseEndsSessions(t *testing.T) {
 	cl.expect(421)
 	if _, err := net.Dial("tcp", fx.addr); err == nil {
 		t.Error("the control port still accepts after Close")
+	}
+}
+
+// Close cuts a session that waits for its data connection once Close's
+// context ends.
+func TestCloseCutsWaitingTransfer(t *testing.T) {
+	fx := newFixture(t, func(o *Options) { o.DataTimeout = time.Hour })
+	cl := dial(t, fx.addr)
+	cl.login()
+	cl.must("EPSV", 229)
+	if err := cl.c.PrintfLine("RETR small.cfg"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The session may notice the stop before Close gives up waiting: nil
+	// is fine too; what matters is that Close returns and the session ends.
+	if err := fx.srv.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Close with an ended context = %v, want context.Canceled or nil", err)
+	}
+	for {
+		if _, err := cl.c.ReadLine(); err != nil {
+			break // the session was cut
+		}
 	}
 }
 

@@ -37,9 +37,10 @@ type session struct {
 	epsvAll  bool
 	ascii    bool
 
-	mu   sync.Mutex // guards pasv and data against kill
-	pasv net.Listener
-	data net.Conn
+	mu        sync.Mutex // guards pasv, accepting and data against kill
+	pasv      net.Listener
+	accepting net.Listener // the passive listener openData waits on
+	data      net.Conn
 }
 
 func newSession(srv *Server, c net.Conn) *session {
@@ -69,6 +70,9 @@ func (ss *session) kill() {
 	ss.mu.Lock()
 	if ss.pasv != nil {
 		ss.pasv.Close()
+	}
+	if ss.accepting != nil {
+		ss.accepting.Close()
 	}
 	if ss.data != nil {
 		ss.data.Close()
@@ -413,12 +417,21 @@ func (ss *session) openData() (net.Conn, error) {
 	ss.mu.Lock()
 	ln := ss.pasv
 	ss.pasv = nil
+	ss.accepting = ln
 	ss.mu.Unlock()
 	if ln == nil {
 		err := errors.New("no passive data port")
 		return nil, errors.Join(err, ss.reply(425, "Use PASV or EPSV first."))
 	}
-	defer ln.Close()
+	defer func() {
+		ln.Close()
+		ss.mu.Lock()
+		ss.accepting = nil
+		ss.mu.Unlock()
+	}()
+	if ss.stopped.Load() { // kill may have run before accepting was set
+		return nil, errors.Join(errors.New("stopped"), ss.reply(421, "Server shutting down."))
+	}
 	tl := ln.(*net.TCPListener)
 	_ = tl.SetDeadline(time.Now().Add(ss.srv.opts.DataTimeout))
 	for {
