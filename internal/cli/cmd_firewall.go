@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/esxi"
+	sshtr "github.com/fleetup/fleetup/transport/ssh"
+)
+
+type firewallESXiOptions struct {
+	nodeOptions
+	HTTPPort  int
+	HTTPSPort int
+	Remove    bool
+	File      string
+	Esxcli    string
+}
+
+// runFirewall is "fleetup firewall SUBCOMMAND"; the one subcommand is esxi.
+func runFirewall(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(env.Stdout, "usage: fleetup firewall esxi [--port P] [--ssl-port P] [--target HOST ... [--remove]]")
+		fmt.Fprintln(env.Stdout, "  esxi  print, install or remove the ESXi firewall rule that lets hosts reach the manager's ports")
+		if len(args) == 0 {
+			return usagef("firewall needs a subcommand: esxi")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "esxi":
+		return runFirewallESXi(ctx, env, args[1:])
+	}
+	return usagef("firewall: unknown subcommand %q (want esxi)", args[0])
+}
+
+// runFirewallESXi prints the ESXi rule file for the manager's HTTP and
+// HTTPS ports, or, with --target, installs it on each host over SSH and
+// refreshes the host's firewall; --remove takes it away again.
+func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
+	var opts firewallESXiOptions
+	fs := newFlags("firewall esxi", env)
+	opts.register(fs)
+	fs.IntVar(&opts.HTTPPort, "port", depot.DefaultHTTPPort, "the manager's HTTP port the hosts connect to")
+	fs.IntVar(&opts.HTTPSPort, "ssl-port", depot.DefaultHTTPSPort, "the manager's HTTPS port the hosts connect to")
+	fs.BoolVar(&opts.Remove, "remove", false, "remove the rule from the --target hosts instead of installing it")
+	fs.StringVar(&opts.File, "rule-file", esxi.RuleFile, "where the rule file goes on the hosts")
+	fs.StringVar(&opts.Esxcli, "esxcli", esxi.Esxcli, "the esxcli program on the hosts")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("firewall esxi: unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--port", opts.HTTPPort}, {"--ssl-port", opts.HTTPSPort}} {
+		if p.port < 1 || p.port > 65535 {
+			return usagef("%s %d: not a port (1-65535)", p.flag, p.port)
+		}
+	}
+	if opts.HTTPPort == opts.HTTPSPort {
+		return usagef("--port and --ssl-port are both %d", opts.HTTPPort)
+	}
+	xml, err := esxi.RuleXML(esxi.Services(opts.HTTPPort, opts.HTTPSPort))
+	if err != nil {
+		return usagef("%w", err)
+	}
+	ts, err := opts.targets(env)
+	if err != nil {
+		return err
+	}
+	if len(ts) == 0 {
+		if opts.Remove {
+			return usagef("--remove needs --target or --nodes")
+		}
+		_, err := env.Stdout.Write(xml)
+		return err
+	}
+	signers, err := opts.signers()
+	if err != nil {
+		return err
+	}
+	eo := esxi.Options{File: opts.File, Esxcli: opts.Esxcli}
+	out := newReporter(env.Stdout, opts.JSON)
+	password := opts.password(ctx, env)
+	var (
+		mu     sync.Mutex
+		failed int
+		wg     sync.WaitGroup
+	)
+	sem := make(chan struct{}, opts.Parallel)
+	for _, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := t.String()
+			msg, err := func() (string, error) {
+				conn, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
+					User: t.User, Password: password, Signers: signers, UseAgent: !opts.NoAgent,
+					KnownHostsFile: opts.knownHosts(), AcceptNewHostKeys: opts.AcceptNewHostKeys, Timeout: opts.ConnectTimeout,
+				})
+				if err != nil {
+					return "", err
+				}
+				defer conn.Close()
+				if opts.Remove {
+					removed, err := esxi.Remove(ctx, conn, eo)
+					if err != nil || !removed {
+						return "no rule file " + opts.File + "; nothing to remove", err
+					}
+					return "removed " + opts.File + "; firewall refreshed", nil
+				}
+				if err := esxi.Install(ctx, conn, xml, eo); err != nil {
+					return "", err
+				}
+				return fmt.Sprintf("installed %s (outbound tcp %d, %d); firewall refreshed", opts.File, opts.HTTPPort, opts.HTTPSPort), nil
+			}()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				out.notice(name, "esxi firewall rule: "+err.Error())
+				return
+			}
+			out.notice(name, msg)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return errCancelled
+	}
+	if failed > 0 {
+		return &nodesError{failed: failed, total: len(ts)}
+	}
+	return nil
+}
