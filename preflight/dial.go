@@ -154,7 +154,7 @@ func parseDial(out []byte) (dialResult, error) {
 	if !ok {
 		return r, fmt.Errorf("unexpected output %q", truncate(head, 80))
 	}
-	if prog, ok := bytes.CutPrefix(fields, []byte("missing ")); ok {
+	if prog, ok := bytes.CutPrefix(fields, []byte("missing")); ok && (len(prog) == 0 || prog[0] == ' ') {
 		if len(bytes.TrimSpace(prog)) == 0 {
 			return r, errors.New(`"missing" names no program`)
 		}
