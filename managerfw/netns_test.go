@@ -54,8 +54,7 @@ func child() error {
 	}
 	fmt.Println("opened")
 	<-ctx.Done()
-	removed, err := o.Close(context.WithoutCancel(ctx))
-	fmt.Fprintln(os.Stderr, "closed:", strings.Join(removed, "; "))
+	_, err = o.Close(context.WithoutCancel(ctx))
 	return err
 }
 
