@@ -57,6 +57,7 @@ type config struct {
 	SimNodes     int
 	Plugins      string
 	CPUProfile   string
+	Perf         bool
 	Verbose      bool
 }
 
@@ -80,6 +81,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	mib := fs.Int("serve-mib", 256, "size of the served component in MiB")
 	sim := fs.Int("sim-nodes", 10000, "simulated nodes through the orchestrator")
 	plugins := fs.String("fwupd-plugins", "test", "fwupd plugins both contenders load on the nodes (empty: all)")
+	perf := fs.Bool("perf", false, "after the rounds, run one more deploy and inventory of each contender at the largest N under `perf record -a` and report the machine's CPU by program (needs linux-perf)")
 	prof := fs.String("cpuprofile", "", "after the rounds, run one more fleetup deploy at the largest N with a CPU profile written to this file")
 	verbose := fs.Bool("v", false, "log every run")
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +91,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c := &config{Rounds: *rounds, Out: *out, ServeClients: *clients, ServeMiB: *mib, SimNodes: *sim,
-		Plugins: *plugins, CPUProfile: *prof, Verbose: *verbose, Only: map[string]bool{}}
+		Plugins: *plugins, CPUProfile: *prof, Perf: *perf, Verbose: *verbose, Only: map[string]bool{}}
 	for _, s := range strings.Split(*nodes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 250 {

@@ -60,6 +60,9 @@ func (b *bench) runFleet(ctx context.Context) (err error) {
 	if b.cfg.CPUProfile != "" {
 		b.profile(ctx, f, f.lab.Nodes[:maxN])
 	}
+	if b.cfg.Perf {
+		b.perfSplit(ctx, f, f.lab.Nodes[:maxN])
+	}
 	b.fleetRows(f, res)
 	return nil
 }
