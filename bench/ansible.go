@@ -136,3 +136,15 @@ func closeMasters(dir string) {
 		cancel()
 	}
 }
+
+func ansibleVersion() string {
+	out, err := exec.Command("ansible", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	if i := strings.Index(line, "core "); i >= 0 {
+		return strings.TrimRight(line[i+len("core "):], "]")
+	}
+	return line
+}

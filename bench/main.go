@@ -127,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	b := &bench{cfg: cfg, log: stderr, start: time.Now()}
+	b := &bench{cfg: cfg, log: stderr, start: time.Now(), loadStart: loadAvg()}
 	err = b.run(ctx)
 	tbl := b.table()
 	fmt.Fprintln(stdout, tbl)
@@ -154,8 +154,10 @@ type bench struct {
 	cfg   *config
 	log   io.Writer
 	start time.Time
-	rows  []row
-	notes []string
+	// loadStart is the load average when the run began.
+	loadStart string
+	rows      []row
+	notes     []string
 	// problems are runs that failed; they are listed under the table.
 	problems []string
 }

@@ -155,6 +155,7 @@ func (b *bench) writeResults(path, tbl string) error {
 	fmt.Fprintf(&s, "- Machine: %s\n", machine())
 	fmt.Fprintf(&s, "- Command: `%s` (as root, from the repository root; took %s)\n", b.command(), time.Since(b.start).Round(time.Second))
 	fmt.Fprintf(&s, "- Rounds: %d; every figure is the median of the rounds with the spread (min–max) in brackets; ratios are taken round by round, contenders alternate within a round.\n", b.cfg.Rounds)
+	fmt.Fprintf(&s, "- Load average (1 min) at start %s, at end %s: the machine is shared, so figures from one run are only comparable with the peer measured in the same run.\n", b.loadStart, loadAvg())
 	s.WriteString("\n")
 	s.WriteString(tbl)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -172,4 +173,17 @@ func (b *bench) command() string {
 		args = append(args, a)
 	}
 	return strings.Join(args, " ")
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }

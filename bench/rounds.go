@@ -64,6 +64,12 @@ func (b *bench) runFleet(ctx context.Context) (err error) {
 		b.perfSplit(ctx, f, f.lab.Nodes[:maxN])
 	}
 	b.fleetRows(f, res)
+	plugins := "all plugins"
+	if b.cfg.Plugins != "" {
+		plugins = "--plugins " + b.cfg.Plugins
+	}
+	b.note("Fleet: %d lab nodes (network namespaces with their own sshd, root with the lab's ed25519 key, host keys checked against the lab's known_hosts by every contender); fwupdtool with %s for every contender; the N-node runs use the first N nodes. Before each timed run every node's gpg-agent (started by an earlier fwupdtool) is stopped, untimed.", maxN, plugins)
+	b.note("Ansible: ansible-core %s, forks = N, pipelining on, ControlMaster auto with ControlPersist 60s in a fresh control directory per run (masters closed after the run, untimed), gathering explicit, interpreter /usr/bin/python3; the deploy playbook is copy → command fwupdtool install (same arguments and environment as fleetup's installer) → file absent.", ansibleVersion())
 	return nil
 }
 
