@@ -269,9 +269,8 @@ func (d *Depot) Start(ctx context.Context) error {
 		ln, err := listenDual(ctx, p.port)
 		if err != nil {
 			closeAll()
-			if isAddrInUse(err) {
-				pid, comm := portHolder(p.port)
-				return &PortInUseError{What: p.what, Port: p.port, PID: pid, Process: comm, Err: err}
+			if pe := InUse(p.what, p.port, err); pe != nil {
+				return pe
 			}
 			return fmt.Errorf("depot: listen on %s port %d: %w", p.what, p.port, err)
 		}

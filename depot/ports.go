@@ -46,6 +46,17 @@ func (e *PortInUseError) Error() string {
 
 func (e *PortInUseError) Unwrap() error { return e.Err }
 
+// InUse returns err as a *PortInUseError naming the process that listens
+// on port, when err says the address is in use; otherwise it returns nil.
+// Other servers of the manager (FTP) use it for the same message.
+func InUse(what string, port int, err error) *PortInUseError {
+	if !isAddrInUse(err) {
+		return nil
+	}
+	pid, comm := portHolder(port)
+	return &PortInUseError{What: what, Port: port, PID: pid, Process: comm, Err: err}
+}
+
 // listenDual listens on port on every address, IPv4 and IPv6 (on Linux
 // "tcp" on ":port" is one dual-stack socket).
 func listenDual(ctx context.Context, port int) (net.Listener, error) {

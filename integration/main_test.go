@@ -67,8 +67,16 @@ func start(t *testing.T, stateDir string, args ...string) *run {
 // startWithStdin is start with stdin for fleetup.
 func startWithStdin(t *testing.T, stateDir, stdin string, args ...string) *run {
 	t.Helper()
+	return startIn(t, stateDir, nil, stdin, args...)
+}
+
+// startIn is startWithStdin with fleetup run under the command prefix
+// (e.g. "ip netns exec NS", to run the manager on a lab node).
+func startIn(t *testing.T, stateDir string, prefix []string, stdin string, args ...string) *run {
+	t.Helper()
 	args = append(args, "--json", "--state-dir", stateDir)
-	cmd := exec.Command(filepath.Join(binDir, "fleetup"), args...)
+	argv := append(append(append([]string(nil), prefix...), filepath.Join(binDir, "fleetup")), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "FLEETUP_PASSWORD=")
 	cmd.Stdin = strings.NewReader(stdin)
 	r := &run{t: t, cmd: cmd, seen: make(chan map[string]any, 4096), done: make(chan struct{})}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,12 +201,8 @@ func hop(t *testing.T, rep *preflight.Report, from string, port int) preflight.H
 	return preflight.Hop{}
 }
 
-// TestPreflightCLI runs "fleetup preflight" against a lab node. It skips
-// until the command is registered in internal/cli.
+// TestPreflightCLI runs "fleetup preflight" against a lab node.
 func TestPreflightCLI(t *testing.T) {
-	if out, _ := exec.Command(filepath.Join(binDir, "fleetup"), "help").Output(); !strings.Contains(string(out), "preflight") {
-		t.Skip("fleetup preflight is not registered in internal/cli commands() yet")
-	}
 	f := newFixture(t, lab.Options{Nodes: 1})
 	n := f.lab.Nodes[0]
 	r := start(t, f.stateDir, append([]string{"preflight", "--target", target("root", n), "--hop-timeout", "1s"}, f.authArgs()...)...)
@@ -232,7 +226,7 @@ func TestPreflightCLI(t *testing.T) {
 		m := h.(map[string]any)
 		got[fmt.Sprintf("%s>%v", str(m, "from"), m["port"])] = str(m, "status")
 	}
-	want := map[string]string{"manager>22": "open", "manager>62286": "refused", target("root", n) + ">63001": "open", target("root", n) + ">63002": "open"}
+	want := map[string]string{"manager>22": "open", "manager>62286": "refused", target("root", n) + ":22>63001": "open", target("root", n) + ":22>63002": "open"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("hop %s: %q, want %q (all: %v)", k, got[k], v, got)

@@ -437,6 +437,11 @@ func (n *Node) launch(dpkg bool) error {
 		binds = append(binds, [2]string{filepath.Join(n.Dir, "dpkg"), "/var/lib/dpkg"})
 	}
 	for _, b := range binds {
+		// fwupd makes /var/lib/fwupd and /var/cache/fwupd on its first
+		// start only; on a fresh machine the mount points may not exist.
+		if err := os.MkdirAll(b[1], 0o755); err != nil {
+			return fmt.Errorf("mount point %s: %w", b[1], err)
+		}
 		fmt.Fprintf(&s, "mount --bind %s %s\n", shellQuote(b[0]), b[1])
 	}
 	for _, u := range Users {

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/fleetup/fleetup/config"
 )
 
 // Exit codes, documented in the README.
@@ -61,7 +63,11 @@ func commands() []command {
 		{"deploy", "bring nodes up to a baseline", runDeploy},
 		{"inventory", "report what nodes are and have", runInventory},
 		{"baseline", "check and list a baseline directory (baseline check DIR)", runBaseline},
-		{"cleanup", "remove what an interrupted run left on nodes", runCleanup},
+		{"preflight", "check every port a deploy needs, in both directions, per node", runPreflight},
+		{"cleanup", "remove what an interrupted run left on nodes (--local: in this machine's firewall)", runCleanup},
+		{"config", "show the effective port settings and where each came from", runConfig},
+		{"ports", "list the ports each kind of node needs open", runPorts},
+		{"firewall", "firewall rules for nodes (firewall esxi: the ESXi outbound rule)", runFirewall},
 		{"version", "print fleetup's version", runVersion},
 	}
 }
@@ -91,7 +97,9 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := cmd.run(ctx, env, args[1:])
+	// HP SUM's spellings of the port options (/port 80 /ssl_port 443
+	// /ftp_port 21 /open_firewall) work with every command.
+	err := cmd.run(ctx, env, config.TranslateHPSUMArgs(args[1:]))
 	return exitCode(err, stderr)
 }
 

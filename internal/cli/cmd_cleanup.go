@@ -9,13 +9,14 @@ import (
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/journal"
-	sshtr "github.com/fleetup/fleetup/transport/ssh"
+	"github.com/fleetup/fleetup/managerfw"
 )
 
 type cleanupOptions struct {
 	nodeOptions
-	All  bool
-	Runs stringList
+	All   bool
+	Runs  stringList
+	Local bool
 }
 
 // runCleanup removes what interrupted runs left on nodes: it places a
@@ -27,15 +28,25 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 	opts.register(fs)
 	fs.BoolVar(&opts.All, "all", false, "also stop engines that still run (another manager's live run included)")
 	fs.Var(&opts.Runs, "run", "a run id whose leftovers go even if its engine still runs (repeatable)")
+	fs.BoolVar(&opts.Local, "local", false, "remove the rules --open-firewall left in this machine's firewall by managers that died")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (targets go after --target)", fs.Arg(0))
 	}
 	ts, err := opts.targets(env)
 	if err != nil {
 		return err
 	}
+	if opts.Local {
+		if len(ts) > 0 {
+			return usagef("--local cleans this machine only; run the nodes' clean-up separately")
+		}
+		return cleanupLocal(ctx, env, &opts)
+	}
 	if len(ts) == 0 {
-		return usagef("cleanup needs --target or --nodes")
+		return usagef("cleanup needs --target or --nodes (or --local for this machine's firewall)")
 	}
 	signers, err := opts.signers()
 	if err != nil {
@@ -72,20 +83,13 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 				runs = append(runs, r.RunID)
 			}
 			rep, err := func() (*engine.CleanupReport, error) {
-				conn, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
-					User: t.User, Password: password, Signers: signers, UseAgent: !opts.NoAgent,
-					KnownHostsFile: opts.knownHosts(), AcceptNewHostKeys: opts.AcceptNewHostKeys, Timeout: opts.ConnectTimeout,
-				})
+				conn, err := opts.dial(ctx, t, password, signers)
 				if err != nil {
 					return nil, err
 				}
-				var pw func() ([]byte, error)
-				if t.User != "root" {
-					pw = (&remoteSetup{opts: &opts.nodeOptions, password: password}).sudoPassword()
-				}
 				return agent.Sweep(ctx, name, conn, agent.RemoteOptions{
 					RunID:    runID,
-					Password: pw,
+					Password: opts.sudoPassword(t, password),
 					Engine:   func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) },
 				}, runs, opts.All)
 			}()
@@ -121,3 +125,28 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// cleanupLocal removes from this machine's firewall what --open-firewall
+// runs whose manager died left there (with --all, live runs' rules too),
+// and says what it removed.
+func cleanupLocal(ctx context.Context, env *Env, opts *cleanupOptions) error {
+	out := newReporter(env.Stdout, opts.JSON)
+	l := &managerfw.Local{StateDir: opts.StateDir}
+	removed, err := l.CleanupLocal(context.WithoutCancel(ctx), opts.All)
+	if opts.JSON {
+		out.line(struct {
+			Type    string   `json:"type"`
+			Removed []string `json:"removed"`
+		}{"cleanup-local", removed})
+	} else if len(removed) == 0 && err == nil {
+		out.notice("", "local firewall: nothing to remove")
+	}
+	for _, r := range removed {
+		if !opts.JSON {
+			out.notice("", "local firewall: removed "+r)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("local firewall clean-up: %w", err)
+	}
+	return nil
+}

@@ -89,7 +89,7 @@ func loadPortCommand(name string, env *Env, args []string) (c *config.Config, as
 	fs := newFlags(name, env)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	pf := registerPortFlags(fs)
-	if err := parse(fs, config.TranslateHPSUMArgs(args)); err != nil {
+	if err := parse(fs, args); err != nil {
 		return nil, false, err
 	}
 	if fs.NArg() > 0 {

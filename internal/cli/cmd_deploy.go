@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
@@ -25,8 +24,8 @@ type deployOptions struct {
 	DryRun    bool
 	Downgrade bool
 	Rewrite   bool
-	HTTPPort  int
-	HTTPSPort int
+	// ports is the port configuration: flags, environment, --config file.
+	ports *config.Config
 	// inventory is true for `fleetup inventory`.
 	inventory bool
 }
@@ -39,8 +38,7 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "analysis only: say what would be done, change nothing")
 	fs.BoolVar(&opts.Downgrade, "downgrade", false, "install components older than what is installed")
 	fs.BoolVar(&opts.Rewrite, "rewrite", false, "reinstall components whose version is already installed")
-	fs.IntVar(&opts.HTTPPort, "port", 0, "the manager's HTTP port (default 63001, moved when taken)")
-	fs.IntVar(&opts.HTTPSPort, "ssl-port", 0, "the manager's HTTPS port (default 63002, moved when taken)")
+	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +47,10 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	}
 	if opts.Baseline == "" {
 		return usagef("--baseline DIR is required")
+	}
+	var err error
+	if opts.ports, err = pf.load(env, fs); err != nil {
+		return err
 	}
 	return deploy(ctx, env, &opts)
 }
@@ -59,13 +61,16 @@ func runInventory(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("inventory", env)
 	opts.register(fs)
 	fs.StringVar(&opts.Baseline, "baseline", "", "also analyse this baseline against each node")
-	fs.IntVar(&opts.HTTPPort, "port", 0, "the manager's HTTP port (default 63001)")
-	fs.IntVar(&opts.HTTPSPort, "ssl-port", 0, "the manager's HTTPS port (default 63002)")
+	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if opts.ports, err = pf.load(env, fs); err != nil {
+		return err
 	}
 	return deploy(ctx, env, &opts)
 }
@@ -77,12 +82,7 @@ func newRunID() string {
 }
 
 func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
-	if opts.HTTPPort < 0 || opts.HTTPPort > 65535 || opts.HTTPSPort < 0 || opts.HTTPSPort > 65535 {
-		return usagef("--port/--ssl-port: not a port")
-	}
-	if opts.HTTPPort != 0 && opts.HTTPPort == opts.HTTPSPort {
-		return usagef("--port and --ssl-port are both %d: they must differ", opts.HTTPPort)
-	}
+	opts.applyPorts(opts.ports)
 	ts, err := opts.targets(env)
 	if err != nil {
 		return err
@@ -102,9 +102,43 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 	if err != nil {
 		return err
 	}
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = journal.DefaultDir()
+	}
 	runID := newRunID()
 	out := newReporter(env.Stdout, opts.JSON)
 	out.runStart(runID, len(ts))
+
+	// The manager's side: its web server for remote nodes, FTP for
+	// switches, and its own firewall. Each is undone when the run ends,
+	// also when it was cancelled.
+	srv := &managerServers{runID: runID, stateDir: stateDir, ports: opts.ports, out: out}
+	defer srv.close(ctx)
+	var ca *pki.CA
+	var mgr *pki.Leaf
+	if len(ts) > 0 {
+		if ca, err = pki.NewCA(runID); err != nil {
+			return err
+		}
+		if mgr, err = ca.Issue(pki.ManagerName, nil); err != nil {
+			return err
+		}
+		if err := srv.startDepot(ctx, pki.ServerTLS(ca.Pool(), mgr.Cert), comps); err != nil {
+			return err
+		}
+	}
+	if opts.ports.FTPEnabled() && !opts.inventory {
+		if err := srv.startFTP(ctx, comps); err != nil {
+			return err
+		}
+	}
+	if opts.ports.OpenFirewall.Value {
+		if err := srv.openFirewall(ctx); err != nil {
+			return err
+		}
+	}
+	srv.announce()
 
 	var nodes []orchestrator.Node
 	if len(ts) == 0 {
@@ -112,46 +146,6 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 			return agent.NewLocal(agent.LocalOptions{RunID: runID, FwupdPlugins: opts.plugins()})
 		}}}
 	} else {
-		ca, err := pki.NewCA(runID)
-		if err != nil {
-			return err
-		}
-		mgr, err := ca.Issue(pki.ManagerName, nil)
-		if err != nil {
-			return err
-		}
-		dp, err := depot.New(depot.Options{
-			HTTPPort: opts.HTTPPort, HTTPSPort: opts.HTTPSPort,
-			HTTPPortExplicit: opts.HTTPPort != 0, HTTPSPortExplicit: opts.HTTPSPort != 0,
-			TLS: pki.ServerTLS(ca.Pool(), mgr.Cert),
-		})
-		if err != nil {
-			return err
-		}
-		for _, c := range comps {
-			if err := dp.Add(c); err != nil {
-				return err
-			}
-		}
-		if err := dp.Start(ctx); err != nil {
-			var pe *depot.PortInUseError
-			if errors.As(err, &pe) {
-				return usagef("%w", err)
-			}
-			return fmt.Errorf("start the manager's web server: %w", err)
-		}
-		defer func() {
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = dp.Close(cctx)
-		}()
-		for _, n := range dp.Notices() {
-			out.notice("", n)
-		}
-		stateDir := opts.StateDir
-		if stateDir == "" {
-			stateDir = journal.DefaultDir()
-		}
 		jr, err := journal.Open(stateDir)
 		if err != nil {
 			return fmt.Errorf("journal: %w", err)
@@ -161,7 +155,7 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 			return fmt.Errorf("journal: %w", err)
 		}
 		setup := &remoteSetup{
-			opts: &opts.nodeOptions, runID: runID, ca: ca, manager: mgr, depotPort: dp.HTTPSPort(),
+			opts: &opts.nodeOptions, runID: runID, ca: ca, manager: mgr, depotPort: srv.depot.HTTPSPort(),
 			password: opts.password(ctx, env), signers: signers, run: run, jr: jr,
 			notice: out.notice,
 		}

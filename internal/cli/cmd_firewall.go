@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/fleetup/fleetup/depot"
 	"github.com/fleetup/fleetup/esxi"
-	sshtr "github.com/fleetup/fleetup/transport/ssh"
 )
 
 type firewallESXiOptions struct {
@@ -43,8 +41,7 @@ func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
 	var opts firewallESXiOptions
 	fs := newFlags("firewall esxi", env)
 	opts.register(fs)
-	fs.IntVar(&opts.HTTPPort, "port", depot.DefaultHTTPPort, "the manager's HTTP port the hosts connect to")
-	fs.IntVar(&opts.HTTPSPort, "ssl-port", depot.DefaultHTTPSPort, "the manager's HTTPS port the hosts connect to")
+	pf := registerPortFlags(fs)
 	fs.BoolVar(&opts.Remove, "remove", false, "remove the rule from the --target hosts instead of installing it")
 	fs.StringVar(&opts.File, "rule-file", esxi.RuleFile, "where the rule file goes on the hosts")
 	fs.StringVar(&opts.Esxcli, "esxcli", esxi.Esxcli, "the esxcli program on the hosts")
@@ -54,17 +51,11 @@ func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("firewall esxi: unexpected argument %q", fs.Arg(0))
 	}
-	for _, p := range []struct {
-		flag string
-		port int
-	}{{"--port", opts.HTTPPort}, {"--ssl-port", opts.HTTPSPort}} {
-		if p.port < 1 || p.port > 65535 {
-			return usagef("%s %d: not a port (1-65535)", p.flag, p.port)
-		}
+	cfg, err := pf.load(env, fs)
+	if err != nil {
+		return err
 	}
-	if opts.HTTPPort == opts.HTTPSPort {
-		return usagef("--port and --ssl-port are both %d", opts.HTTPPort)
-	}
+	opts.HTTPPort, opts.HTTPSPort = cfg.HTTPPort.Value, cfg.HTTPSPort.Value
 	xml, err := esxi.RuleXML(esxi.Services(opts.HTTPPort, opts.HTTPSPort))
 	if err != nil {
 		return usagef("%w", err)
@@ -101,10 +92,7 @@ func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
 			defer func() { <-sem }()
 			name := t.String()
 			msg, err := func() (string, error) {
-				conn, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
-					User: t.User, Password: password, Signers: signers, UseAgent: !opts.NoAgent,
-					KnownHostsFile: opts.knownHosts(), AcceptNewHostKeys: opts.AcceptNewHostKeys, Timeout: opts.ConnectTimeout,
-				})
+				conn, err := opts.dial(ctx, t, password, signers)
 				if err != nil {
 					return "", err
 				}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/esxi"
 	"github.com/fleetup/fleetup/lab"
 )
@@ -16,7 +17,7 @@ import (
 func firewallCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := runFirewall(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
+	err := runFirewall(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, config.TranslateHPSUMArgs(args))
 	return out.String() + errb.String(), err
 }
 
@@ -35,9 +36,10 @@ func TestFirewallESXiPrint(t *testing.T) {
 	}{
 		{nil, "needs a subcommand"},
 		{[]string{"linux"}, `unknown subcommand "linux"`},
-		{[]string{"esxi", "--port", "0"}, "--port 0: not a port"},
-		{[]string{"esxi", "--ssl-port", "70000"}, "--ssl-port 70000: not a port"},
-		{[]string{"esxi", "--port", "8080", "--ssl-port", "8080"}, "both 8080"},
+		{[]string{"esxi", "--port", "0"}, `--port "0": not a port`},
+		{[]string{"esxi", "--ssl-port", "70000"}, `--ssl-port "70000": not a port`},
+		{[]string{"esxi", "--port", "8080", "--ssl-port", "8080"}, "the two must differ"},
+		{[]string{"esxi", "/port", "8081", "/ssl_port", "8081"}, "the two must differ"},
 		{[]string{"esxi", "--remove"}, "--remove needs --target"},
 		{[]string{"esxi", "extra"}, `unexpected argument "extra"`},
 	} {

@@ -12,7 +12,6 @@ import (
 	"github.com/fleetup/fleetup/preflight"
 	"github.com/fleetup/fleetup/target"
 	"github.com/fleetup/fleetup/transport"
-	sshtr "github.com/fleetup/fleetup/transport/ssh"
 )
 
 type preflightOptions struct {
@@ -34,8 +33,7 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 	opts.register(fs)
 	fs.StringVar(&opts.Kind, "kind", "linux", "node kind, which decides the ports to check: linux, windows, vmware or bmc")
 	fs.DurationVar(&opts.HopTimeout, "hop-timeout", preflight.DefaultTimeout, "bound on each hop; a hop with no answer by then is filtered")
-	fs.IntVar(&opts.HTTPPort, "port", preflight.DefaultHTTPPort, "the manager's HTTP port the nodes must reach")
-	fs.IntVar(&opts.HTTPSPort, "ssl-port", preflight.DefaultHTTPSPort, "the manager's HTTPS port the nodes must reach")
+	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -49,14 +47,12 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 	if opts.HopTimeout <= 0 {
 		return usagef("--hop-timeout %v: must be positive", opts.HopTimeout)
 	}
-	for _, p := range []struct {
-		flag string
-		port int
-	}{{"--port", opts.HTTPPort}, {"--ssl-port", opts.HTTPSPort}} {
-		if p.port < 1 || p.port > 65535 {
-			return usagef("%s %d: not a port", p.flag, p.port)
-		}
+	cfg, err := pf.load(env, fs)
+	if err != nil {
+		return err
 	}
+	opts.HTTPPort, opts.HTTPSPort = cfg.HTTPPort.Value, cfg.HTTPSPort.Value
+	opts.applyPorts(cfg)
 	ts, err := opts.targets(env)
 	if err != nil {
 		return err
@@ -113,18 +109,13 @@ func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.K
 	var conn transport.Conn
 	var note string
 	if kind == preflight.Linux || kind == preflight.Windows {
-		c, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
-			User: t.User, Password: password, Signers: signers, UseAgent: !opts.NoAgent,
-			KnownHostsFile: opts.knownHosts(), AcceptNewHostKeys: opts.AcceptNewHostKeys, Timeout: opts.ConnectTimeout,
-		})
+		c, err := opts.dial(ctx, t, password, signers)
 		if err != nil {
 			note = "ssh: " + err.Error()
 		} else {
 			defer c.Close()
 			conn = c
-			if t.User != "root" {
-				popts.Password = (&remoteSetup{opts: &opts.nodeOptions, password: password}).sudoPassword()
-			}
+			popts.Password = opts.sudoPassword(t, password)
 		}
 	}
 	rep, err := preflight.Run(ctx, conn, popts)

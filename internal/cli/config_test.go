@@ -30,6 +30,8 @@ func cleanPortEnv(t *testing.T) {
 func runCmd(t *testing.T, fn func(context.Context, *Env, []string) error, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
+	// As Run does for every command.
+	args = config.TranslateHPSUMArgs(args)
 	err := fn(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
 	return out.String(), errb.String(), err
 }

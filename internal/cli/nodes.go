@@ -14,6 +14,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
@@ -34,13 +35,16 @@ type nodeOptions struct {
 	KnownHosts        string
 	AcceptNewHostKeys bool
 	EnginePort        int
-	EngineIdle        time.Duration
-	ConnectTimeout    time.Duration
-	FwupdPlugins      string
-	StateDir          string
-	Parallel          int
-	JSON              bool
-	Tunnel            bool
+	// EnginePortExplicit is true when the user chose EnginePort (flag,
+	// environment or ini file): a chosen port never moves on the node.
+	EnginePortExplicit bool
+	EngineIdle         time.Duration
+	ConnectTimeout     time.Duration
+	FwupdPlugins       string
+	StateDir           string
+	Parallel           int
+	JSON               bool
+	Tunnel             bool
 }
 
 func (o *nodeOptions) register(fs *flag.FlagSet) {
@@ -114,6 +118,39 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 		return nil, usagef("--engine-port %d: not a port", o.EnginePort)
 	}
 	return ts, nil
+}
+
+// applyPorts takes the engine port of the port configuration c (which
+// read --engine-port with the environment and the ini file).
+func (o *nodeOptions) applyPorts(c *config.Config) {
+	o.EnginePort = c.EnginePort.Value
+	o.EnginePortExplicit = c.EnginePort.Explicit()
+}
+
+// dial opens an SSH connection to t with the credentials and host-key
+// policy of the flags.
+func (o *nodeOptions) dial(ctx context.Context, t target.Target, password func() ([]byte, error), signers []gossh.Signer) (*sshtr.Conn, error) {
+	return sshtr.Dial(ctx, t.Addr(), sshtr.Options{
+		User:              t.User,
+		Password:          password,
+		Signers:           signers,
+		UseAgent:          !o.NoAgent,
+		KnownHostsFile:    o.knownHosts(),
+		AcceptNewHostKeys: o.AcceptNewHostKeys,
+		Timeout:           o.ConnectTimeout,
+	})
+}
+
+// sudoPassword is the password sudo gets on a node where t's user is not
+// root: nil when none was supplied (sudo then must not ask: NOPASSWD).
+func (o *nodeOptions) sudoPassword(t target.Target, password func() ([]byte, error)) func() ([]byte, error) {
+	if t.User == "root" {
+		return nil
+	}
+	if o.PasswordFile == "" && os.Getenv(o.PasswordEnv) == "" && !isTerminal() {
+		return nil
+	}
+	return password
 }
 
 func (o *nodeOptions) plugins() []string {
@@ -191,15 +228,7 @@ func (s *remoteSetup) nodes(ts []target.Target) []orchestrator.Node {
 }
 
 func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (agent.Agent, error) {
-	conn, err := sshtr.Dial(ctx, t.Addr(), sshtr.Options{
-		User:              t.User,
-		Password:          s.password,
-		Signers:           s.signers,
-		UseAgent:          !s.opts.NoAgent,
-		KnownHostsFile:    s.opts.knownHosts(),
-		AcceptNewHostKeys: s.opts.AcceptNewHostKeys,
-		Timeout:           s.opts.ConnectTimeout,
-	})
+	conn, err := s.opts.dial(ctx, t, s.password, s.signers)
 	if err != nil {
 		return nil, err
 	}
@@ -212,10 +241,7 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 			}
 		}
 	}
-	var pw func() ([]byte, error)
-	if t.User != "root" {
-		pw = s.sudoPassword()
-	}
+	pw := s.opts.sudoPassword(t, s.password)
 	return agent.NewRemote(ctx, name, conn, agent.RemoteOptions{
 		RunID:              s.runID,
 		Node:               name,
@@ -225,7 +251,7 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 		Manager:            s.manager,
 		DepotPort:          s.depotPort,
 		EnginePort:         s.opts.EnginePort,
-		EnginePortExplicit: s.opts.EnginePort != 0,
+		EnginePortExplicit: s.opts.EnginePortExplicit,
 		IdleTimeout:        s.opts.EngineIdle,
 		FwupdPlugins:       s.opts.plugins(),
 		SweepRuns:          sweep,
@@ -239,15 +265,6 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 	})
 }
 
-// sudoPassword is the password for sudo, or nil when none was supplied (sudo
-// then must not ask: NOPASSWD).
-func (s *remoteSetup) sudoPassword() func() ([]byte, error) {
-	if s.opts.PasswordFile == "" && os.Getenv(s.opts.PasswordEnv) == "" && !isTerminal() {
-		return nil
-	}
-	return s.password
-}
-
 func isTerminal() bool {
 	f, err := os.Open("/dev/tty")
 	if err != nil {
@@ -256,4 +273,3 @@ func isTerminal() bool {
 	f.Close()
 	return true
 }
-

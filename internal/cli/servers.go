@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/config"
+	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/ftpd"
+	"github.com/fleetup/fleetup/managerfw"
+)
+
+// closeTimeout bounds each server's shutdown at the end of a run.
+const closeTimeout = 5 * time.Second
+
+// managerServers is what a run starts on the manager itself: the web
+// server nodes fetch from and post status to (remote nodes only), the FTP
+// server for switches (--ftp-port), and the rules --open-firewall adds to
+// this machine's firewall. close undoes all of it, also after a cancel.
+type managerServers struct {
+	runID    string
+	stateDir string
+	ports    *config.Config
+	out      *reporter
+
+	depot    *depot.Depot
+	ftp      *ftpd.Server
+	ftpUser  string
+	credFile string // the FTP credentials, mode 0600, removed by close
+	fw       *managerfw.Opened
+}
+
+// startDepot starts the web server on the configured ports with every
+// component of the run. A port the user chose that is taken is a usage
+// error naming the process holding it; a taken default port moves.
+func (m *managerServers) startDepot(ctx context.Context, tlsConf *tls.Config, comps []*fleetup.Component) error {
+	dp, err := depot.New(depot.Options{
+		HTTPPort: m.ports.HTTPPort.Value, HTTPSPort: m.ports.HTTPSPort.Value,
+		HTTPPortExplicit: m.ports.HTTPPort.Explicit(), HTTPSPortExplicit: m.ports.HTTPSPort.Explicit(),
+		TLS: tlsConf,
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range comps {
+		if err := dp.Add(c); err != nil {
+			return err
+		}
+	}
+	if err := dp.Start(ctx); err != nil {
+		var pe *depot.PortInUseError
+		if errors.As(err, &pe) {
+			return usagef("%w (%s)", err, portSource(m.ports, pe.What))
+		}
+		return fmt.Errorf("start the manager's web server: %w", err)
+	}
+	m.depot = dp
+	for _, n := range dp.Notices() {
+		m.out.notice("", n)
+	}
+	return nil
+}
+
+// portSource says where the setting of a server's port came from.
+func portSource(c *config.Config, what string) string {
+	switch what {
+	case "http":
+		return "set by " + c.HTTPPort.Source.String()
+	case "https":
+		return "set by " + c.HTTPSPort.Source.String()
+	case "ftp":
+		return "set by " + c.FTPPort.Source.String()
+	}
+	return "chosen explicitly"
+}
+
+// startFTP serves the run's components over FTP on the configured port
+// (passive data ports 63006-63010) to one user minted for this run. The
+// credentials go to a file readable by the manager's user only, for the
+// duration of the run; they are never printed.
+func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Component) error {
+	user, pass := ftpd.NewCredentials()
+	port := m.ports.FTPPort.Value
+	srv, err := ftpd.New(ftpd.Options{
+		Port: port, User: user, Password: pass,
+		PassivePorts: [2]int{ftpd.DefaultPassiveFirst, ftpd.DefaultPassiveLast},
+	})
+	if err != nil {
+		return fmt.Errorf("ftp server: %w", err)
+	}
+	for _, c := range comps {
+		if err := srv.Add(c.File, c.Path); err != nil {
+			return fmt.Errorf("ftp server: %s: %w", c.File, err)
+		}
+	}
+	if err := os.MkdirAll(m.stateDir, 0o700); err != nil {
+		return fmt.Errorf("ftp credentials: %w", err)
+	}
+	cred := filepath.Join(m.stateDir, "ftp-"+m.runID+".credentials")
+	body := fmt.Sprintf("# FTP login for switches in fleetup run %s; removed when the run ends\nuser=%s\npassword=%s\nport=%d\n", m.runID, user, pass, port)
+	if err := writeExclusive(cred, []byte(body)); err != nil {
+		return fmt.Errorf("ftp credentials: %w", err)
+	}
+	m.credFile = cred
+	if err := srv.Start(ctx); err != nil {
+		if pe := depot.InUse("ftp", port, err); pe != nil {
+			return usagef("%w (%s)", pe, portSource(m.ports, "ftp"))
+		}
+		return fmt.Errorf("start the ftp server: %w", err)
+	}
+	m.ftp, m.ftpUser = srv, user
+	return nil
+}
+
+// writeExclusive creates path with mode 0600 and writes data; an existing
+// file is an error, so that nothing else's file is overwritten.
+func writeExclusive(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// listening returns the TCP ports the manager's servers listen on: http,
+// https, FTP and its passive range.
+func (m *managerServers) listening() []int {
+	var ports []int
+	if m.depot != nil {
+		ports = append(ports, m.depot.HTTPPort())
+		if p := m.depot.HTTPSPort(); p != 0 {
+			ports = append(ports, p)
+		}
+	}
+	if m.ftp != nil {
+		ctl := m.ftp.Addr().Port
+		ports = append(ports, ctl)
+		for p := ftpd.DefaultPassiveFirst; p <= ftpd.DefaultPassiveLast; p++ {
+			if p != ctl {
+				ports = append(ports, p)
+			}
+		}
+	}
+	return ports
+}
+
+// openFirewall opens every port the manager listens on in this machine's
+// firewall (--open-firewall), for any source of IPv4 and IPv6.
+func (m *managerServers) openFirewall(ctx context.Context) error {
+	ports := m.listening()
+	if len(ports) == 0 {
+		m.out.notice("", "--open-firewall: the manager listens on no port for this run (the local node needs none); nothing to open")
+		return nil
+	}
+	l := &managerfw.Local{StateDir: m.stateDir}
+	o, err := l.Open(ctx, m.runID, ports)
+	if err != nil {
+		return fmt.Errorf("--open-firewall: %w", err)
+	}
+	m.fw = o
+	if len(o.Rules()) == 0 {
+		m.out.notice("", "--open-firewall: this machine's firewall filters no input; nothing to open")
+		return nil
+	}
+	for _, r := range o.Rules() {
+		m.out.notice("", "--open-firewall: opened "+r)
+	}
+	return nil
+}
+
+// announce tells the user where the manager listens: a "manager" JSON
+// line, or a line of text.
+func (m *managerServers) announce() {
+	if m.depot == nil && m.ftp == nil {
+		return
+	}
+	info := struct {
+		Type      string   `json:"type"`
+		HTTPPort  int      `json:"http_port,omitempty"`
+		HTTPSPort int      `json:"https_port,omitempty"`
+		FTPPort   int      `json:"ftp_port,omitempty"`
+		FTPUser   string   `json:"ftp_user,omitempty"`
+		FTPLogin  string   `json:"ftp_credentials,omitempty"`
+		Firewall  []string `json:"firewall_rules,omitempty"`
+	}{Type: "manager"}
+	var parts []string
+	if m.depot != nil {
+		info.HTTPPort, info.HTTPSPort = m.depot.HTTPPort(), m.depot.HTTPSPort()
+		parts = append(parts, fmt.Sprintf("http %d, https %d", info.HTTPPort, info.HTTPSPort))
+	}
+	if m.ftp != nil {
+		info.FTPPort, info.FTPUser, info.FTPLogin = m.ftp.Addr().Port, m.ftpUser, m.credFile
+		parts = append(parts, fmt.Sprintf("ftp %d (passive %d-%d; user %s, password in %s)", info.FTPPort,
+			ftpd.DefaultPassiveFirst, ftpd.DefaultPassiveLast, m.ftpUser, m.credFile))
+	}
+	if m.fw != nil {
+		info.Firewall = m.fw.Rules()
+	}
+	if m.out.json {
+		m.out.line(info)
+		return
+	}
+	m.out.notice("", "the manager listens on "+strings.Join(parts, "; "))
+}
+
+// close stops the servers (letting transfers in flight finish for a
+// bounded time), closes the firewall ports and removes the credentials
+// file. It runs at the end of every run, cancelled or not.
+func (m *managerServers) close(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	if m.ftp != nil {
+		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		_ = m.ftp.Close(cctx)
+		cancel()
+	}
+	if m.credFile != "" {
+		if err := os.Remove(m.credFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.out.notice("", "remove the ftp credentials: "+err.Error())
+		}
+	}
+	if m.depot != nil {
+		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		_ = m.depot.Close(cctx)
+		cancel()
+	}
+	if m.fw != nil {
+		cctx, cancel := context.WithTimeout(ctx, 2*closeTimeout)
+		removed, err := m.fw.Close(cctx)
+		cancel()
+		if err != nil {
+			m.out.notice("", "--open-firewall: closing the ports failed ("+err.Error()+"); `fleetup cleanup --local` removes the rest")
+		} else if len(removed) > 0 {
+			m.out.notice("", "--open-firewall: removed "+strconv.Itoa(len(removed))+" rule(s): "+strings.Join(removed, "; "))
+		}
+	}
+}
