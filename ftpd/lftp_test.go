@@ -109,6 +109,7 @@ func sha(t *testing.T, path string) string {
 func TestSwitchWithLftp(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireTools(t, "ip", "lftp")
+	testenv.HoldPorts(t, "ftp")
 	newSwitch(t)
 
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup/internal/testbaseline"
+	"github.com/fleetup/fleetup/internal/testenv"
 	"github.com/fleetup/fleetup/lab"
 )
 
@@ -190,6 +191,7 @@ func TestOpenFirewall(t *testing.T) {
 // fetches one over IPv6 with the run's credentials while the run is on.
 // Afterwards the credentials file is gone and the port is closed.
 func TestFTPForSwitches(t *testing.T) {
+	testenv.HoldPorts(t, "ftp")
 	f := newFixture(t, lab.Options{Nodes: 1, IPv6Only: []int{0}})
 	n := f.lab.Nodes[0]
 	ctx := context.Background()

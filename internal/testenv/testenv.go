@@ -1,4 +1,5 @@
-// Package testenv decides whether an integration test can run here. On a
+// Package testenv decides whether an integration test can run here, and
+// lets tests of different packages that need the same fixed ports take turns. On a
 // laptop without root the tests that need namespaces, sshd or firewall
 // tools skip; in CI (FLEETUP_NO_SKIP=1, set by .ci/run) a skip is a failure.
 package testenv
@@ -6,6 +7,8 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -37,4 +40,23 @@ func RequireTools(t testing.TB, names ...string) {
 			Skip(t, "needs "+n+" on PATH")
 		}
 	}
+}
+
+// HoldPorts keeps other test binaries that call HoldPorts with the same
+// name from running at the same time as t: tests in different packages
+// that must use the same fixed ports (HP SUM's FTP ports 63006-63010) take
+// turns. The lock is an flock on a file under the system's temporary
+// directory, released when t ends.
+func HoldPorts(t testing.TB, name string) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "fleetup-test-ports-"+name+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("port lock %s: %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("port lock %s: %v", path, err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
