@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,6 +185,33 @@ func TestOpenFirewall(t *testing.T) {
 		t.Errorf("nft list ruleset changed:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
 	}
 	f.assertClean(t)
+
+	// SIGTERM mid-deploy: the run is cancelled, and the manager closes the
+	// ports it opened before it exits.
+	held := t.TempDir()
+	holdScript(t, held, "/opt/release")
+	r = startIn(t, f.stateDir, in, "", append([]string{"deploy", "--baseline", held, "--target", "root@" + n.IPv4.String(), "--open-firewall"}, f.authArgs()...)...)
+	r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hold" && m["phase"] == "install" })
+	if out, _ := n.Exec(ctx, "nft", "list", "ruleset"); !strings.Contains(string(out), "fleetup:mgr-") {
+		t.Errorf("no fleetup:mgr- rule while the run is on:\n%s", out)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The component being installed finishes (HP SUM's abort).
+	if out, err := n.Shell(ctx, "touch /opt/release"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if code := r.wait(2 * time.Minute); code != 130 {
+		t.Errorf("after SIGTERM: exit %d, want 130\n%s", code, r.dump())
+	}
+	if out, err := n.Shell(ctx, "rm -f /opt/release /opt/held"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if rulesAfter, _ = n.Exec(ctx, "nft", "list", "ruleset"); string(rulesAfter) != string(rulesBefore) {
+		t.Errorf("nft list ruleset changed by a cancelled run:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
+	}
+	eventually(t, 10*time.Second, f.cleanMsg)
 }
 
 // TestFTPForSwitches: with --ftp-port 63006 the manager serves the run's
