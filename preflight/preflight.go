@@ -396,6 +396,11 @@ func explainToManager(h *Hop, fw, mgr *firewallState, opts Options) {
 		return
 	}
 	h.Problem = true
+	if opts.Kind == Linux {
+		defer func() {
+			h.Detail += ". fleetup deploy still reaches this node: it carries the node's downloads and status posts through the SSH connection (as with --tunnel)"
+		}()
+	}
 	dst, _ := netip.ParseAddr(opts.ManagerAddr)
 	if fw != nil && fw.err == nil {
 		if cmds := fw.allowOut(dst, h.Port); len(cmds) > 0 {

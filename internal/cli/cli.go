@@ -37,10 +37,18 @@ func usagef(format string, args ...any) error {
 }
 
 // nodesError says how many nodes did not end well; it maps to ExitNodes.
-type nodesError struct{ failed, total int }
+// what replaces "did not end well" where a command means something else.
+type nodesError struct {
+	failed, total int
+	what          string
+}
 
 func (e *nodesError) Error() string {
-	return fmt.Sprintf("%d of %d node(s) did not end well", e.failed, e.total)
+	what := e.what
+	if what == "" {
+		what = "did not end well"
+	}
+	return fmt.Sprintf("%d of %d node(s) %s", e.failed, e.total, what)
 }
 
 var errCancelled = errors.New("cancelled")

@@ -89,7 +89,7 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	if failed > 0 {
-		return &nodesError{failed: failed, total: len(reports)}
+		return &nodesError{failed: failed, total: len(reports), what: "have a hop that is not open (marked !)"}
 	}
 	return nil
 }
