@@ -94,6 +94,7 @@ var (
 	ErrNoExecDir    = errors.New("no directory on the node where a program may be run")
 	ErrSudoPassword = errors.New("sudo on the node needs a password")
 	ErrSudoRejected = errors.New("sudo on the node rejected the password")
+	ErrNoSudo       = errors.New("the user may not use sudo on the node")
 )
 
 // scoutScript finds the node's architecture and makes the run's private
@@ -409,6 +410,11 @@ func (r *Remote) startError(err error) error {
 	}
 	if strings.Contains(msg, "incorrect password") || strings.Contains(msg, "Sorry, try again") {
 		return ErrSudoRejected
+	}
+	// Our prompt marker is no part of what the node said.
+	msg = strings.TrimSpace(strings.ReplaceAll(msg, engine.SudoPrompt, ""))
+	if strings.Contains(msg, "not in the sudoers file") || strings.Contains(msg, "is not allowed to execute") {
+		return fmt.Errorf("%w (%s): connect as root or as a user with sudo rights", ErrNoSudo, msg)
 	}
 	if msg != "" {
 		if len(msg) > 1000 {

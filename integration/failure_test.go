@@ -117,6 +117,25 @@ func TestWrongPassword(t *testing.T) {
 	f.assertClean(t)
 }
 
+// TestUserWithoutSudo: a user who logs in but may not use sudo gets a
+// clear error, and nothing stays on the node.
+func TestUserWithoutSudo(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	dir := standardBaseline(t)
+	r := start(t, f.stateDir, "deploy", "--baseline", dir, "--target", target(lab.UserPassword, f.lab.Nodes[0]),
+		"--known-hosts", f.lab.KnownHostsFile(), "--password-file", f.pwFile, "--no-agent")
+	if code := r.wait(time.Minute); code != 3 {
+		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
+	}
+	for name, nr := range r.results() {
+		e := str(nr, "error")
+		if !strings.Contains(e, "may not use sudo") || !strings.Contains(e, "not in the sudoers file") || strings.Contains(e, "FLEETUP-") {
+			t.Errorf("%s: error %q does not say plainly that the user may not use sudo", name, e)
+		}
+	}
+	eventually(t, 10*time.Second, f.cleanMsg)
+}
+
 func TestChangedHostKeyRefused(t *testing.T) {
 	f := newFixture(t, lab.Options{Nodes: 1})
 	n := f.lab.Nodes[0]
