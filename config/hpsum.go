@@ -14,6 +14,14 @@ var hpsumOptions = map[string]struct {
 	"open_firewall": {"--open-firewall", false},
 }
 
+// HPSUMOption looks up one of HP SUM's port options by name (without the
+// slash, any case): the fleetup flag it becomes and whether it takes a
+// value.
+func HPSUMOption(name string) (flag string, takesValue, ok bool) {
+	o, ok := hpsumOptions[strings.ToLower(name)]
+	return o.flag, o.value, ok
+}
+
 // TranslateHPSUMArgs rewrites HP SUM's port options in args into fleetup's
 // flags, so that existing scripts keep working: "/port 80" becomes
 // "--port 80", likewise "/ssl_port", "/ftp_port" and "/open_firewall"

@@ -379,3 +379,58 @@ func TestCleanupLocalAfterKilledManager(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, f.cleanMsg)
 }
+
+// TestHPSUMInputFile: an HP SUM input file names the nodes, one section
+// with its own user and password (a sudo user), one with the manager's
+// own credentials (root with the lab's key); DRYRUN=YES makes a dry run,
+// and the same file without it, given the HP SUM way (/inputfile FILE /s),
+// flashes both nodes.
+func TestHPSUMInputFile(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 2})
+	n1, n2 := f.lab.Nodes[0], f.lab.Nodes[1]
+	dir := standardBaseline(t)
+	body := fmt.Sprintf("SILENT=YES\nSOURCEPATH=%s\n[TARGETS]\nHOST=%s\nUID=%s\nPWD=%s\n[END]\n[TARGETS]\nHOST=root@%s\nUSECURRENTCREDENTIAL=YES\n[END]\n",
+		dir, n1.Addr(), lab.UserSudo, f.lab.Password(), n2.Addr())
+	in := filepath.Join(t.TempDir(), "input.txt")
+	if err := os.WriteFile(in, []byte("DRYRUN=YES\n"+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// No --password-file: the sudo user's password comes from the file.
+	auth := []string{"--identity", f.lab.KeyFile(), "--known-hosts", f.lab.KnownHostsFile(), "--fwupd-plugins", "test", "--no-agent"}
+	r := start(t, f.stateDir, append([]string{"deploy", "--inputfile", in}, auth...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", code, r.dump())
+	}
+	res := r.results()
+	if len(res) != 2 {
+		t.Fatalf("results for %d nodes, want 2\n%s", len(res), r.dump())
+	}
+	for name, nr := range res {
+		if !strings.HasPrefix(name, lab.UserSudo+"@") && !strings.HasPrefix(name, "root@") {
+			t.Errorf("node %s: not the input file's user", name)
+		}
+		if c := components(nr)["org.fleetup.test.webcam"]; str(c, "action") != "update" {
+			t.Errorf("%s: webcam action %q, want update", name, str(c, "action"))
+		}
+	}
+	for _, n := range []*lab.Node{n1, n2} {
+		if got := flashedVersions(t, n); len(got) != 0 {
+			t.Errorf("%s flashed %v in a dry run", n.Name, got)
+		}
+	}
+	eventually(t, 10*time.Second, f.cleanMsg)
+
+	if err := os.WriteFile(in, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = start(t, f.stateDir, append([]string{"deploy", "/inputfile", in, "/s"}, auth...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, r.dump())
+	}
+	for _, n := range []*lab.Node{n1, n2} {
+		if got := flashedVersions(t, n); len(got) != 1 || got[0] != "1.2.5/success" {
+			t.Errorf("%s: fwupd history %v, want one successful flash to 1.2.5", n.Name, got)
+		}
+	}
+	eventually(t, 10*time.Second, f.cleanMsg)
+}

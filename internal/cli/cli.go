@@ -13,8 +13,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-
-	"github.com/fleetup/fleetup/config"
 )
 
 // Exit codes, documented in the README.
@@ -105,9 +103,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// HP SUM's spellings of the port options (/port 80 /ssl_port 443
-	// /ftp_port 21 /open_firewall) work with every command.
-	err := cmd.run(ctx, env, config.TranslateHPSUMArgs(args[1:]))
+	// HP SUM's spellings (/target, /dryrun, /port 80, ...) work with
+	// every command.
+	cmdArgs, err := translateHPSUM(args[1:])
+	if err == nil {
+		err = cmd.run(ctx, env, cmdArgs)
+	}
 	return exitCode(err, stderr)
 }
 
@@ -139,6 +140,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\n`fleetup COMMAND -h` lists a command's flags.")
+	fmt.Fprintln(w, hpsumHelp())
 }
 
 func runVersion(ctx context.Context, env *Env, args []string) error {

@@ -45,9 +45,6 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (targets go after --target)", fs.Arg(0))
 	}
-	if opts.Baseline == "" {
-		return usagef("--baseline DIR is required")
-	}
 	var err error
 	if opts.ports, err = pf.load(env, fs); err != nil {
 		return err
@@ -86,6 +83,12 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 	ts, err := opts.targets(env)
 	if err != nil {
 		return err
+	}
+	if err := applyInputOptions(env, opts); err != nil {
+		return err
+	}
+	if opts.Baseline == "" && !opts.inventory {
+		return usagef("--baseline DIR is required (or SOURCEPATH= in the --inputfile)")
 	}
 	var comps []*fleetup.Component
 	if opts.Baseline != "" {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/esxi"
 	"github.com/fleetup/fleetup/lab"
 )
@@ -17,7 +16,11 @@ import (
 func firewallCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := runFirewall(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, config.TranslateHPSUMArgs(args))
+	args, err := translateHPSUM(args)
+	if err != nil {
+		return "", err
+	}
+	err = runFirewall(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
 	return out.String() + errb.String(), err
 }
 

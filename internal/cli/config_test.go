@@ -31,8 +31,11 @@ func runCmd(t *testing.T, fn func(context.Context, *Env, []string) error, args .
 	t.Helper()
 	var out, errb bytes.Buffer
 	// As Run does for every command.
-	args = config.TranslateHPSUMArgs(args)
-	err := fn(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
+	args, err := translateHPSUM(args)
+	if err != nil {
+		return "", "", err
+	}
+	err = fn(context.Background(), &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}, args)
 	return out.String(), errb.String(), err
 }
 

@@ -45,6 +45,13 @@ type nodeOptions struct {
 	Parallel           int
 	JSON               bool
 	Tunnel             bool
+	// InputFile is an HP SUM input file ([TARGETS] HOST= UID= PWD= [END]).
+	InputFile string
+
+	// input is the parsed InputFile; groupPasswords are its PWD= values
+	// by target (Target.String()), used instead of the run's password.
+	input          *target.InputFile
+	groupPasswords map[string]target.Secret
 }
 
 func (o *nodeOptions) register(fs *flag.FlagSet) {
@@ -65,6 +72,7 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.Parallel, "parallel", 16, "nodes worked on at once")
 	fs.BoolVar(&o.JSON, "json", false, "print events and results as JSON lines")
 	fs.BoolVar(&o.Tunnel, "tunnel", false, "carry all of a node's traffic through its SSH connection (used anyway when a node cannot reach the manager)")
+	fs.StringVar(&o.InputFile, "inputfile", "", "an HP SUM input file: [TARGETS] sections of HOST=, UID=, PWD= (the file must then be mode 0600) ... [END]")
 }
 
 // targets reads every target the user named, in order, with duplicates
@@ -97,6 +105,11 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 		}
 		ts = append(ts, more...)
 	}
+	fromInput, err := o.readInputFile()
+	if err != nil {
+		return nil, err
+	}
+	ts = append(ts, fromInput...)
 	seen := map[string]bool{}
 	for i := range ts {
 		if ts[i].User == "" {
@@ -111,6 +124,26 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 		}
 		seen[k] = true
 	}
+	// Input file passwords are keyed by the complete target.
+	if o.input != nil {
+		o.groupPasswords = map[string]target.Secret{}
+		for _, g := range o.input.Groups {
+			for _, t := range g.Targets {
+				if t.User == "" {
+					t.User = g.User
+				}
+				if t.User == "" {
+					t.User = o.User
+				}
+				if t.Port == 0 {
+					t.Port = 22
+				}
+				if g.Password != nil {
+					o.groupPasswords[t.String()] = g.Password
+				}
+			}
+		}
+	}
 	if o.Parallel < 1 {
 		return nil, usagef("--parallel %d: must be at least 1", o.Parallel)
 	}
@@ -118,6 +151,56 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 		return nil, usagef("--engine-port %d: not a port", o.EnginePort)
 	}
 	return ts, nil
+}
+
+// readInputFile reads --inputfile: its targets, each with its section's
+// UID= as user unless the HOST= names one. A file that holds passwords
+// must be readable by its owner only.
+func (o *nodeOptions) readInputFile() ([]target.Target, error) {
+	if o.InputFile == "" {
+		return nil, nil
+	}
+	f, err := os.Open(o.InputFile)
+	if err != nil {
+		return nil, usagef("input file: %w", err)
+	}
+	defer f.Close()
+	in, err := target.ParseHPSUMInput(f, o.InputFile)
+	if err != nil {
+		return nil, usagef("input file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, usagef("input file: %w", err)
+	}
+	var ts []target.Target
+	hasPassword := false
+	for _, g := range in.Groups {
+		hasPassword = hasPassword || g.Password != nil
+		for _, t := range g.Targets {
+			if t.User == "" {
+				t.User = g.User
+			}
+			ts = append(ts, t)
+		}
+	}
+	if perm := fi.Mode().Perm(); hasPassword && perm&0o077 != 0 {
+		for _, g := range in.Groups {
+			g.Password.Zero()
+		}
+		return nil, usagef("input file %s holds passwords (PWD=) but is readable by group or others (mode %04o): restrict it with chmod 600 %s", o.InputFile, perm, o.InputFile)
+	}
+	o.input = in
+	return ts, nil
+}
+
+// passwordFor is the password to log in to t with: its input file
+// section's PWD= when it has one, else the run's.
+func (o *nodeOptions) passwordFor(t target.Target, password func() ([]byte, error)) func() ([]byte, error) {
+	if pw, ok := o.groupPasswords[t.String()]; ok {
+		return func() ([]byte, error) { return append([]byte(nil), pw...), nil }
+	}
+	return password
 }
 
 // applyPorts takes the engine port of the port configuration c (which
@@ -132,7 +215,7 @@ func (o *nodeOptions) applyPorts(c *config.Config) {
 func (o *nodeOptions) dial(ctx context.Context, t target.Target, password func() ([]byte, error), signers []gossh.Signer) (*sshtr.Conn, error) {
 	return sshtr.Dial(ctx, t.Addr(), sshtr.Options{
 		User:              t.User,
-		Password:          password,
+		Password:          o.passwordFor(t, password),
 		Signers:           signers,
 		UseAgent:          !o.NoAgent,
 		KnownHostsFile:    o.knownHosts(),
@@ -146,6 +229,9 @@ func (o *nodeOptions) dial(ctx context.Context, t target.Target, password func()
 func (o *nodeOptions) sudoPassword(t target.Target, password func() ([]byte, error)) func() ([]byte, error) {
 	if t.User == "root" {
 		return nil
+	}
+	if _, ok := o.groupPasswords[t.String()]; ok {
+		return o.passwordFor(t, password)
 	}
 	if o.PasswordFile == "" && os.Getenv(o.PasswordEnv) == "" && !isTerminal() {
 		return nil

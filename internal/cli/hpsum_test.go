@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestTranslateHPSUM(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		{name: "hp sum command line",
+			args: []string{"/target", "198.18.1.2", "/user", "admin", "/s", "/dryrun", "/port", "80", "/ssl_port=443", "/open_firewall"},
+			want: []string{"--target", "198.18.1.2", "--user", "admin", "--dry-run", "--port", "80", "--ssl-port=443", "--open-firewall"}},
+		{name: "case and short forms", args: []string{"/G", "/e", "/InputFile", "in.txt", "/Silent"},
+			want: []string{"--downgrade", "--rewrite", "--inputfile", "in.txt"}},
+		{name: "paths and values stay", args: []string{"--baseline", "/srv/baseline", "/target", "/dryrun"},
+			want: []string{"--baseline", "/srv/baseline", "--target", "/dryrun"}},
+		{name: "after --", args: []string{"/dryrun", "--", "/g"}, want: []string{"--dry-run", "--", "/g"}},
+		{name: "fleetup flags untouched", args: []string{"--target", "x", "--dry-run"}, want: []string{"--target", "x", "--dry-run"}},
+		{name: "password on argv refused", args: []string{"/target", "x", "/passwd", "secret"}, wantErr: "--password-file"},
+		{name: "reboot refused", args: []string{"/r"}, wantErr: "does not reboot"},
+		{name: "romonly refused", args: []string{"/romonly"}, wantErr: "firmware-only"},
+		{name: "value missing", args: []string{"/target"}, wantErr: "/target needs a value"},
+		{name: "port value missing", args: []string{"/port"}, wantErr: "/port needs a value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := translateHPSUM(tt.args)
+			if tt.wantErr != "" {
+				var ue *usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want a usage error containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error repeats the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func writeInput(t *testing.T, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "input.txt")
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInputFileTargetsAndPasswords(t *testing.T) {
+	p := writeInput(t, "SILENT=YES\n[TARGETS]\nHOST=198.18.1.2\nHOST=other@198.18.2.2\nUID=admin\nPWD=group-secret\n[END]\n[TARGETS]\nHOST=[fd42:5e:0:3::2]:2222\nUSECURRENTCREDENTIAL=YES\n[END]\n", 0o600)
+	o := &nodeOptions{InputFile: p, User: "root", Parallel: 1}
+	ts, err := o.targets(&Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range ts {
+		names = append(names, tg.String())
+	}
+	want := []string{"admin@198.18.1.2:22", "other@198.18.2.2:22", "root@[fd42:5e:0:3::2]:2222"}
+	if d := cmp.Diff(want, names); d != "" {
+		t.Fatalf("targets (-want +got):\n%s", d)
+	}
+	run := func() ([]byte, error) { return []byte("run-password"), nil }
+	for i, wantPW := range []string{"group-secret", "group-secret", "run-password"} {
+		got, err := o.passwordFor(ts[i], run)()
+		if err != nil || string(got) != wantPW {
+			t.Errorf("%s: password %q, %v; want %q", ts[i], got, err, wantPW)
+		}
+		if sp := o.sudoPassword(ts[i], run); ts[i].User != "root" && sp == nil {
+			t.Errorf("%s: no sudo password although the section gives one", ts[i])
+		}
+	}
+}
+
+func TestInputFileRefused(t *testing.T) {
+	tests := []struct {
+		name, body string
+		mode       os.FileMode
+		want       string
+	}{
+		{"password readable by others", "[TARGETS]\nHOST=198.18.1.2\nUID=a\nPWD=pw\n[END]\n", 0o644, "chmod 600"},
+		{"no targets section", "SILENT=YES\n", 0o600, "no [TARGETS] section"},
+		{"unclosed", "[TARGETS]\nHOST=198.18.1.2\n", 0o600, "not closed"},
+		{"bad host", "[TARGETS]\nHOST=a b\n[END]\n", 0o600, ":2: HOST"},
+		{"twice with --target", "[TARGETS]\nHOST=root@198.18.1.2\n[END]\n", 0o600, "named twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeInput(t, tt.body, tt.mode)
+			o := &nodeOptions{InputFile: p, User: "root", Parallel: 1, Targets: stringList{"root@198.18.1.2"}}
+			_, err := o.targets(&Env{})
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want a usage error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "PWD=pw") || strings.Contains(err.Error(), ": pw") {
+				t.Errorf("error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestApplyInputOptions(t *testing.T) {
+	tests := []struct {
+		name      string
+		options   string
+		baseline  string
+		want      deployOptions
+		wantErr   string
+		wantWarns string
+	}{
+		{name: "dry run and source path", options: "DRYRUN=YES\nDOWNGRADE=no\nREWRITE=Yes\nSOURCEPATH=/srv/base\nSILENT=YES\n",
+			want: deployOptions{DryRun: true, Rewrite: true, Baseline: "/srv/base"}},
+		{name: "source path agrees with --baseline", options: "SOURCEPATH=/srv/base/\n", baseline: "/srv/base", want: deployOptions{Baseline: "/srv/base"}},
+		{name: "source path differs", options: "SOURCEPATH=/srv/other\n", baseline: "/srv/base", wantErr: "name different baselines"},
+		{name: "reboot asked", options: "REBOOTALLOWED=YES\n", wantErr: "does not reboot"},
+		{name: "reboot not asked", options: "REBOOTALLOWED=NO\nREBOOTDELAY=60\n"},
+		{name: "port in input file", options: "PORT=80\n", wantErr: "--config"},
+		{name: "bad yes/no", options: "DRYRUN=maybe\n", wantErr: `DRYRUN="maybe": want YES or NO`},
+		{name: "report dir warned", options: "REPORTDIR=/tmp/r\n", wantWarns: "REPORTDIR= ignored"},
+		{name: "unknown key warned", options: "FROBNICATE=1\n", wantWarns: "unknown key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeInput(t, tt.options+"[TARGETS]\nHOST=198.18.1.2\n[END]\n", 0o600)
+			opts := &deployOptions{Baseline: tt.baseline}
+			opts.InputFile, opts.User, opts.Parallel = p, "root", 1
+			if _, err := opts.targets(&Env{}); err != nil {
+				t.Fatal(err)
+			}
+			var errb strings.Builder
+			err := applyInputOptions(&Env{Stderr: &errb}, opts)
+			if tt.wantErr != "" {
+				var ue *usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("error %v, want a usage error naming %s containing %q", err, p, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				DryRun, Downgrade, Rewrite bool
+				Baseline                   string
+			}
+			got := result{opts.DryRun, opts.Downgrade, opts.Rewrite, opts.Baseline}
+			want := result{tt.want.DryRun, tt.want.Downgrade, tt.want.Rewrite, tt.want.Baseline}
+			if want.Baseline == "" {
+				want.Baseline = tt.baseline
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("(-want +got):\n%s", d)
+			}
+			if !strings.Contains(errb.String(), tt.wantWarns) {
+				t.Errorf("warnings %q, want %q", errb.String(), tt.wantWarns)
+			}
+		})
+	}
+}
