@@ -180,3 +180,31 @@ func TestApplyInputOptions(t *testing.T) {
 		})
 	}
 }
+
+// FuzzTranslateHPSUM: any command line either is refused or comes out no
+// longer than it went in, with every word kept as it was or turned into a
+// fleetup flag.
+func FuzzTranslateHPSUM(f *testing.F) {
+	f.Add("/target\x00198.18.1.2\x00/dryrun\x00/port=80")
+	f.Add("/passwd\x00x")
+	f.Add("--\x00/g")
+	f.Fuzz(func(t *testing.T, line string) {
+		args := strings.Split(line, "\x00")
+		out, err := translateHPSUM(args)
+		if err != nil {
+			return
+		}
+		if len(out) > len(args) {
+			t.Fatalf("%q became longer: %q", args, out)
+		}
+		in := map[string]bool{}
+		for _, a := range args {
+			in[a] = true
+		}
+		for _, w := range out {
+			if !in[w] && !strings.HasPrefix(w, "--") {
+				t.Fatalf("%q: word %q is neither an input word nor a flag", args, w)
+			}
+		}
+	})
+}
