@@ -9,9 +9,10 @@
 // rest of fleetup knows which ports the user chose: a default port that is
 // taken may move to the next free one, a chosen one never moves.
 //
-// HP SUM's own spellings keep working: TranslateHPSUMArgs rewrites
-// "/port 80 /ssl_port 443" into fleetup's flags, and hpsum.ini's port=,
-// ssl_port=, ftp_port= and open_firewall= keys are read from any section.
+// HP SUM's own spellings keep working: HPSUMOption maps "/port 80
+// /ssl_port 443" to fleetup's flags (the command line translates them),
+// and hpsum.ini's port=, ssl_port=, ftp_port= and open_firewall= keys are
+// read from any section.
 package config
 
 import (

@@ -118,7 +118,11 @@ func TestPortFlagsBesideNodeFlags(t *testing.T) {
 	fs := newFlags("deploy", env)
 	opts.register(fs)
 	pf := registerPortFlags(fs)
-	if err := parse(fs, config.TranslateHPSUMArgs([]string{"--engine-port", "62300", "/port", "80"})); err != nil {
+	args, err := translateHPSUM([]string{"--engine-port", "62300", "/port", "80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parse(fs, args); err != nil {
 		t.Fatal(err)
 	}
 	c, err := pf.load(env, fs)
