@@ -4,8 +4,8 @@ import "testing"
 
 func TestHPSUMOption(t *testing.T) {
 	tests := []struct {
-		name, flag  string
-		value, ok bool
+		name, flag string
+		value, ok  bool
 	}{
 		{"port", "--port", true, true},
 		{"SSL_Port", "--ssl-port", true, true},
