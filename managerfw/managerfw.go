@@ -17,7 +17,8 @@
 // firewalld port that was already open is left alone, and not closed).
 // The iptables and nftables rules carry the comment Tag(runID); what a run
 // opened is also written, before any rule is made, to a state file
-// localfw/RUNID.json in the journal directory together with the manager's
+// localfw/RUNID.json under /run/fleetup (the same for every manager on the
+// machine, whatever its journal directory) together with the manager's
 // pid, so that CleanupLocal can tell the rules of a manager that died from
 // those of one that runs and can undo firewalld ports, which carry no
 // comment.
@@ -53,14 +54,18 @@ const tagRun = "mgr-"
 func Tag(runID string) string { return firewall.TagPrefix + tagRun + runID }
 
 // Local is the firewall of the machine the manager runs on. The zero value
-// is the real machine and the default journal directory.
+// is the real machine, with the default state and journal directories.
 type Local struct {
 	// Runner runs the firewall tools; nil for the local machine as is.
 	// Tests set its Prefix to run inside a network namespace.
 	Runner *proc.Runner
-	// StateDir is the journal directory (journal.DefaultDir() when
-	// empty); state files go to its subdirectory localfw.
+	// StateDir is where state files go, in its subdirectory localfw
+	// (DefaultStateDir when empty).
 	StateDir string
+	// JournalDir is the journal whose live runs CleanupLocal leaves alone
+	// besides those with a state file (journal.DefaultDir() when empty):
+	// a local node engine's rules have no state file.
+	JournalDir string
 	// Cmd runs firewall-cmd; Runner when nil. Tests give a fake.
 	Cmd Commander
 
@@ -113,10 +118,16 @@ func (l *Local) cmd() Commander {
 	return l.runner()
 }
 
+// DefaultStateDir holds the state files of every manager on this machine
+// that opened its firewall, whatever journal directory each run uses, so
+// that CleanupLocal sees all of them. It is under /run: the state goes
+// when the rules do, at reboot.
+const DefaultStateDir = "/run/fleetup"
+
 func (l *Local) stateDir() string {
 	d := l.StateDir
 	if d == "" {
-		d = journal.DefaultDir()
+		d = DefaultStateDir
 	}
 	return filepath.Join(d, "localfw")
 }
@@ -285,7 +296,7 @@ func (l *Local) CleanupLocal(ctx context.Context, all bool) ([]string, error) {
 				live[s.RunID] = true
 			}
 		}
-		dir := l.StateDir
+		dir := l.JournalDir
 		if dir == "" {
 			dir = journal.DefaultDir()
 		}

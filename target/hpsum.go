@@ -179,6 +179,10 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 			}
 			group.User = value
 		case "PWD":
+			if value == "" {
+				errs.add(name, n, errors.New("empty PWD= (leave the line out to log in with keys or the run's password)"))
+				continue
+			}
 			group.Password = Secret(value)
 		case "USECURRENTCREDENTIAL":
 			switch strings.ToUpper(value) {

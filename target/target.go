@@ -75,6 +75,12 @@ func Parse(s string) (Target, error) {
 	}
 	var t Target
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		if u, _, isPassword := strings.Cut(s[:i], ":"); isPassword {
+			// user:password@host: the password must not be repeated in
+			// the error, nor anywhere else.
+			in = u + ":…@" + s[i+1:]
+			return fail("a password in the target (user:password@host) is not taken: give it with --password-file or FLEETUP_PASSWORD")
+		}
 		t.User, s = s[:i], s[i+1:]
 		if err := checkUser(t.User); err != "" {
 			return fail("%s", err)

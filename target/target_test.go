@@ -30,6 +30,7 @@ func TestParse(t *testing.T) {
 		{name: "trailing dot", in: "node1.lab.", want: Target{Host: "node1.lab"}, str: "node1.lab", addr: "node1.lab:22"},
 		{name: "spaces trimmed", in: "  node1 ", want: Target{Host: "node1"}, str: "node1", addr: "node1:22"},
 
+		{name: "password in target", in: "admin:Sekr3t@198.18.1.2", errorHas: "admin:…@198.18.1.2"},
 		{name: "empty", in: "", errorHas: "empty target"},
 		{name: "empty host", in: "root@", errorHas: "empty host"},
 		{name: "empty host with port", in: ":22", errorHas: "empty host"},
@@ -60,8 +61,11 @@ func TestParse(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.errorHas) {
 					t.Fatalf("Parse(%q) = %v, %v; want error containing %q", tt.in, got, err, tt.errorHas)
 				}
-				if !strings.Contains(err.Error(), "target \""+tt.in) && tt.in != "" {
+				if !strings.Contains(err.Error(), "target \""+tt.in) && tt.in != "" && !strings.Contains(tt.in, ":Sekr3t@") {
 					t.Errorf("error %q does not name the input", err)
+				}
+				if strings.Contains(err.Error(), "Sekr3t") {
+					t.Errorf("error %q shows the password", err)
 				}
 				return
 			}
@@ -171,6 +175,7 @@ func TestParseHPSUMInputErrors(t *testing.T) {
 		{name: "bad yes/no", in: "[TARGETS]\nHOST=n1\nUSECURRENTCREDENTIAL=maybe\n[END]\n", errorHas: `USECURRENTCREDENTIAL="maybe": want YES or NO`},
 		{name: "unknown key in section", in: "[TARGETS]\nHOST=n1\nPORT=1\n[END]\n", errorHas: `in.txt:3: unknown key "PORT" in a [TARGETS] section`},
 		{name: "no equals in section", in: "[TARGETS]\nHOST=n1\n" + pw + "\n[END]\n", errorHas: "in.txt:3: expected KEY=VALUE"},
+		{name: "empty password", in: "[TARGETS]\nHOST=n1\nUID=a\nPWD=\n[END]\n", errorHas: "in.txt:4: empty PWD="},
 		{name: "unknown section", in: "[OPTIONS]\n", errorHas: "in.txt:1: unknown section [OPTIONS]"},
 		{name: "malformed header", in: "[TARGETS\n", errorHas: "in.txt:1: malformed section header"},
 	}

@@ -101,8 +101,13 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return ExitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal or SSH session of the user went away) cancels
+	// like SIGINT and SIGTERM, so that clean-up still runs. A reader of
+	// the output that went away (fleetup ... | head) must not kill the
+	// manager mid-run either: writes then fail with EPIPE instead.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	signal.Ignore(syscall.SIGPIPE)
 	// HP SUM's spellings (/target, /dryrun, /port 80, ...) work with
 	// every command.
 	cmdArgs, err := translateHPSUM(args[1:])

@@ -130,13 +130,13 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 // and says what it removed.
 func cleanupLocal(ctx context.Context, env *Env, opts *cleanupOptions) error {
 	out := newReporter(env.Stdout, opts.JSON)
-	l := &managerfw.Local{StateDir: opts.StateDir}
+	l := &managerfw.Local{JournalDir: opts.StateDir}
 	removed, err := l.CleanupLocal(context.WithoutCancel(ctx), opts.All)
 	if opts.JSON {
 		out.line(struct {
 			Type    string   `json:"type"`
 			Removed []string `json:"removed"`
-		}{"cleanup-local", removed})
+		}{"cleanup-local", append([]string{}, removed...)})
 	} else if len(removed) == 0 && err == nil {
 		out.notice("", "local firewall: nothing to remove")
 	}

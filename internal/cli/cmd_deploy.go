@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -78,7 +79,18 @@ func newRunID() string {
 	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
+// deploy runs a deploy or an inventory. A cancel (SIGINT, SIGTERM, SIGHUP)
+// at any point, start-up included, ends it with errCancelled once what was
+// started is undone.
 func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
+	err := deployRun(ctx, env, opts)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, errCancelled) {
+		return fmt.Errorf("%w: %v", errCancelled, err)
+	}
+	return err
+}
+
+func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	opts.applyPorts(opts.ports)
 	ts, err := opts.targets(env)
 	if err != nil {
@@ -131,7 +143,8 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 			return err
 		}
 	}
-	if opts.ports.FTPEnabled() && !opts.inventory {
+	// A dry run serves nothing: switches have nothing to fetch.
+	if opts.ports.FTPEnabled() && !opts.inventory && !opts.DryRun {
 		if err := srv.startFTP(ctx, comps); err != nil {
 			return err
 		}

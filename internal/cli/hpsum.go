@@ -72,7 +72,11 @@ func translateHPSUM(args []string) ([]string, error) {
 			out = append(out, w)
 			continue
 		}
+		// "/port=80", and "/user:admin" as HP SUM on Windows writes it.
 		name, value, hasValue := strings.Cut(w[1:], "=")
+		if n, v, ok := strings.Cut(w[1:], ":"); !hasValue && ok {
+			name, value, hasValue = n, v, true
+		}
 		o, ok := hpsumOptions[strings.ToLower(name)]
 		if !ok {
 			flag, v, port := config.HPSUMOption(name)

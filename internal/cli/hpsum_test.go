@@ -32,6 +32,8 @@ func TestTranslateHPSUM(t *testing.T) {
 		{name: "empty", args: nil, want: []string{}},
 		{name: "after --", args: []string{"/dryrun", "--", "/g"}, want: []string{"--dry-run", "--", "/g"}},
 		{name: "fleetup flags untouched", args: []string{"--target", "x", "--dry-run"}, want: []string{"--target", "x", "--dry-run"}},
+		{name: "colon joins a value", args: []string{"/user:admin", "/target:198.18.1.2"}, want: []string{"--user=admin", "--target=198.18.1.2"}},
+		{name: "password joined with a colon refused", args: []string{"/passwd:secret"}, wantErr: "--password-file"},
 		{name: "password on argv refused", args: []string{"/target", "x", "/passwd", "secret"}, wantErr: "--password-file"},
 		{name: "reboot refused", args: []string{"/r"}, wantErr: "does not reboot"},
 		{name: "romonly refused", args: []string{"/romonly"}, wantErr: "firmware-only"},

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,7 @@ type managerServers struct {
 	ftpUser  string
 	credFile string // the FTP credentials, mode 0600, removed by close
 	fw       *managerfw.Opened
+	saidHeld map[int]bool // passive ports said to be held by another process
 }
 
 // startDepot starts the web server on the configured ports with every
@@ -150,13 +152,35 @@ func (m *managerServers) listening() []int {
 		}
 	}
 	if m.ftp != nil {
-		ctl := m.ftp.Addr().Port
-		ports = append(ports, ctl)
-		for p := ftpd.DefaultPassiveFirst; p <= ftpd.DefaultPassiveLast; p++ {
-			if p != ctl {
-				ports = append(ports, p)
-			}
+		ports = append(ports, m.ftp.Addr().Port)
+		ports = append(ports, m.passivePorts()...)
+	}
+	return ports
+}
+
+// passivePorts are the FTP server's passive data ports that no other
+// process holds now: the server skips a held one, and the firewall must
+// not open it for that other process. Each held port is said once.
+func (m *managerServers) passivePorts() []int {
+	var ports []int
+	ctl := m.ftp.Addr().Port
+	for p := ftpd.DefaultPassiveFirst; p <= ftpd.DefaultPassiveLast; p++ {
+		if p == ctl {
+			continue
 		}
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
+		if err != nil {
+			if pe := depot.InUse("ftp passive", p, err); pe != nil && !m.saidHeld[p] {
+				if m.saidHeld == nil {
+					m.saidHeld = map[int]bool{}
+				}
+				m.saidHeld[p] = true
+				m.out.notice("", pe.Error()+": FTP transfers use the other passive ports")
+			}
+			continue
+		}
+		l.Close()
+		ports = append(ports, p)
 	}
 	return ports
 }
@@ -169,7 +193,10 @@ func (m *managerServers) openFirewall(ctx context.Context) error {
 		m.out.notice("", "--open-firewall: the manager listens on no port for this run (the local node needs none); nothing to open")
 		return nil
 	}
-	l := &managerfw.Local{StateDir: m.stateDir}
+	if os.Geteuid() != 0 {
+		return usagef("--open-firewall changes this machine's firewall and needs root: run fleetup as root, or open ports %s yourself (fleetup ports lists them)", joinPorts(ports))
+	}
+	l := &managerfw.Local{JournalDir: m.stateDir}
 	o, err := l.Open(ctx, m.runID, ports)
 	if err != nil {
 		return fmt.Errorf("--open-firewall: %w", err)
@@ -183,6 +210,15 @@ func (m *managerServers) openFirewall(ctx context.Context) error {
 		m.out.notice("", "--open-firewall: opened "+r)
 	}
 	return nil
+}
+
+// joinPorts formats ports as "63001, 63002".
+func joinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
 }
 
 // announce tells the user where the manager listens: a "manager" JSON
@@ -207,8 +243,8 @@ func (m *managerServers) announce() {
 	}
 	if m.ftp != nil {
 		info.FTPPort, info.FTPUser, info.FTPLogin = m.ftp.Addr().Port, m.ftpUser, m.credFile
-		parts = append(parts, fmt.Sprintf("ftp %d (passive %d-%d; user %s, password in %s)", info.FTPPort,
-			ftpd.DefaultPassiveFirst, ftpd.DefaultPassiveLast, m.ftpUser, m.credFile))
+		parts = append(parts, fmt.Sprintf("ftp %d (passive %s; user %s, password in %s)", info.FTPPort,
+			joinPorts(m.passivePorts()), m.ftpUser, m.credFile))
 	}
 	if m.fw != nil {
 		info.Firewall = m.fw.Rules()
