@@ -99,8 +99,9 @@ type Config struct {
 	// FTPPort serves switch firmware (ftp_port=); zero while FTP is off,
 	// which it is unless set.
 	FTPPort Setting[int] `json:"ftp_port"`
-	// OpenFirewall opens the http and https ports in the manager's and the
-	// nodes' firewalls (open_firewall=, Linux).
+	// OpenFirewall opens the manager's http, https and FTP ports in the
+	// firewall of the machine it runs on while a run lasts
+	// (open_firewall=, Linux). The engine opens its own port on a node.
 	OpenFirewall Setting[bool] `json:"open_firewall"`
 	// File is the ini file read, if any.
 	File string `json:"file,omitempty"`
@@ -110,7 +111,7 @@ type Config struct {
 }
 
 // FTPEnabled reports whether the FTP server for switches is on.
-func (c *Config) FTPEnabled() bool { return c.FTPPort.Value != 0 || c.FTPPort.Explicit() }
+func (c *Config) FTPEnabled() bool { return c.FTPPort.Value != 0 }
 
 // Default returns the defaults: 63001, 63002, engine 62286, FTP off,
 // open_firewall off.
@@ -312,6 +313,14 @@ func (c *Config) set(s setting, v string, src Source, errs []error) []error {
 		c.OpenFirewall = Setting[bool]{b, src}
 		return errs
 	}
+	if s.key == KeyFTPPort {
+		// "off" turns FTP off again, e.g. a flag over an ini file that
+		// turns it on. 0 stays an invalid port.
+		if strings.EqualFold(strings.TrimSpace(v), "off") {
+			*s.port(c) = Setting[int]{0, src}
+			return errs
+		}
+	}
 	n, reason := parsePort(v)
 	if reason == "" {
 		reason = checkPort(s.key, n)
@@ -356,7 +365,7 @@ func parsePort(v string) (int, string) {
 func checkPort(key string, n int) string {
 	switch {
 	case n == 0 && key == KeyFTPPort:
-		return "not a port: 0 (leave ftp_port unset to keep FTP off)"
+		return "not a port: 0 (off turns FTP off)"
 	case n == 0:
 		return "not a port: 0"
 	case n < 0:
@@ -391,6 +400,11 @@ func (c *Config) validate() []error {
 		}
 		if reason := checkPort(s.key, p.Value); reason != "" {
 			errs = append(errs, &ValidationError{Key: s.key, Value: strconv.Itoa(p.Value), Source: p.Source, Reason: reason})
+			continue
+		}
+		if s.key != KeyFTPPort && c.FTPEnabled() && p.Value >= FTPRangeFirst && p.Value <= FTPRangeLast {
+			errs = append(errs, &ValidationError{Key: s.key, Value: strconv.Itoa(p.Value), Source: p.Source,
+				Reason: fmt.Sprintf("inside FTP's passive ports %d-%d, which are on (ftp_port %d, %s)", FTPRangeFirst, FTPRangeLast, c.FTPPort.Value, c.FTPPort.Source)})
 			continue
 		}
 		for _, u := range ports {

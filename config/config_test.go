@@ -128,6 +128,17 @@ func TestLoadWarnings(t *testing.T) {
 	}
 }
 
+// TestFTPOff: "off" from a flag turns off the FTP an ini file turned on.
+func TestFTPOff(t *testing.T) {
+	c, err := Load(LoadOptions{File: writeINI(t, "[hpsum]\nftp_port=21\nport=63008\n"), Flags: map[string]string{"ftp-port": "OFF"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FTPEnabled() || c.FTPPort.Source.Kind != KindFlag {
+		t.Errorf("ftp %+v, want off by the flag", c.FTPPort)
+	}
+}
+
 func TestLoadInvalid(t *testing.T) {
 	tests := []struct {
 		name string
@@ -144,7 +155,7 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "negative", ini: "port=-1\n", want: []string{`FILE:1: port "-1": not a number`}, key: KeyPort},
 		{name: "empty value", ini: "ssl_port=\n", want: []string{`FILE:1: ssl_port "": empty`}, key: KeySSLPort},
 		{name: "ftp outside its range", ini: "ftp_port=2121\n", want: []string{`FILE:1: ftp_port "2121": not an FTP port: want 21 or 63006-63010`}, key: KeyFTPPort},
-		{name: "ftp zero", flag: map[string]string{"ftp-port": "0"}, want: []string{`--ftp-port "0": not a port: 0 (leave ftp_port unset to keep FTP off)`}, key: KeyFTPPort},
+		{name: "ftp zero", flag: map[string]string{"ftp-port": "0"}, want: []string{`--ftp-port "0": not a port: 0 (off turns FTP off)`}, key: KeyFTPPort},
 		{name: "ftp 63011", env: map[string]string{"FLEETUP_FTP_PORT": "63011"}, want: []string{`FLEETUP_FTP_PORT "63011": not an FTP port`}, key: KeyFTPPort},
 		{name: "bad bool", ini: "open_firewall=maybe\n", want: []string{`FILE:1: open_firewall "maybe": not a yes/no value`}, key: KeyOpenFirewall},
 		{name: "flag not a number", flag: map[string]string{"port": "8o"}, want: []string{`--port "8o": not a number`}, key: KeyPort},
@@ -153,6 +164,7 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "flag takes the default https port", flag: map[string]string{"port": "63002"}, want: []string{`ssl_port "63002" (default): also the http port (port, flag --port): the two must differ`}, key: KeySSLPort},
 		{name: "engine on the https port", env: map[string]string{"FLEETUP_ENGINE_PORT": "8443"}, ini: "ssl_port=8443\n", want: []string{`FLEETUP_ENGINE_PORT "8443": also the https port (ssl_port, ini FILE:1)`}, key: KeyEnginePort},
 		{name: "ftp on the http port", flag: map[string]string{"port": "21", "ftp-port": "21"}, want: []string{`--ftp-port "21": also the http port (port, flag --port)`}, key: KeyFTPPort},
+		{name: "http port in ftp's passive range", flag: map[string]string{"port": "63008", "ftp-port": "63007"}, want: []string{`--port "63008": inside FTP's passive ports 63006-63010, which are on (ftp_port 63007, flag --ftp-port)`}, key: KeyPort},
 		{name: "overridden bad ini value still reported", ini: "port=0\n", flag: map[string]string{"port": "80"}, want: []string{`FILE:1: port "0"`}, key: KeyPort},
 		{name: "every problem reported", ini: "port=0\nssl_port=x\nftp_port=22\n", want: []string{`FILE:1: port "0"`, `FILE:2: ssl_port "x"`, `FILE:3: ftp_port "22"`}, key: KeyPort},
 	}

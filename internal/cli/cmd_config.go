@@ -36,7 +36,7 @@ func registerPortFlags(fs *flag.FlagSet) *portFlags {
 	portFlag("engine-port", fmt.Sprintf("port the engine listens on at the node (default %d, moved when taken; env FLEETUP_ENGINE_PORT)", config.DefaultEnginePort))
 	portFlag("ftp-port", fmt.Sprintf("serve switch firmware over FTP on this port: %d or %d-%d (default off; env FLEETUP_FTP_PORT)", config.FTPStandardPort, config.FTPRangeFirst, config.FTPRangeLast))
 	if fs.Lookup("open-firewall") == nil {
-		fs.Bool("open-firewall", false, "open the HTTP and HTTPS ports in the firewalls of the manager and the Linux nodes (env FLEETUP_OPEN_FIREWALL)")
+		fs.Bool("open-firewall", false, "open the manager's HTTP, HTTPS and FTP ports in this machine's firewall while the run lasts; needs root (env FLEETUP_OPEN_FIREWALL)")
 	}
 	return p
 }
