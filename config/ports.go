@@ -45,7 +45,9 @@ type PortRow struct {
 // PortTable lists the ports each node kind needs for c (SPEC S5), in
 // NodeKinds order: the fixed ports (22, 443, 445, 137-139, 5989) and the
 // configured ones (the manager's http and https ports, the engine port,
-// and the FTP port only while FTP is on).
+// and the FTP port with its passive data ports only while FTP is on).
+// Linux nodes need no 443: fleetup reaches them over SSH and the engine
+// port.
 func PortTable(c *Config) []PortRow {
 	ssh := func(k NodeKind, purpose string) PortRow {
 		return PortRow{Kind: k, Port: 22, Protocol: "tcp", Direction: ToNode, Purpose: purpose}
@@ -69,7 +71,6 @@ func PortTable(c *Config) []PortRow {
 	var rows []PortRow
 	rows = append(rows,
 		ssh(NodeLinux, "SSH: inventory, engine upload and start"),
-		secure(NodeLinux),
 		engine(NodeLinux),
 	)
 	rows = append(rows, web(NodeLinux, status)...)
@@ -94,6 +95,12 @@ func PortTable(c *Config) []PortRow {
 	if c.FTPEnabled() {
 		rows = append(rows, PortRow{Kind: NodeSwitch, Port: c.FTPPort.Value, Protocol: "tcp", Direction: FromNode, Key: KeyFTPPort,
 			Purpose: "manager's FTP server: the switch fetches firmware"})
+		for p := FTPRangeFirst; p <= FTPRangeLast; p++ {
+			if p != c.FTPPort.Value {
+				rows = append(rows, PortRow{Kind: NodeSwitch, Port: p, Protocol: "tcp", Direction: FromNode,
+					Purpose: "manager's FTP server: passive data connection"})
+			}
+		}
 	}
 	return rows
 }

@@ -23,7 +23,15 @@ func TestPortTable(t *testing.T) {
 		}
 	}
 	for _, k := range NodeKinds {
-		if r := find(def, k, "", 443); r == nil || r.Direction != ToNode {
+		r := find(def, k, "", 443)
+		if k == NodeLinux {
+			// fleetup reaches Linux nodes over SSH and the engine port.
+			if r != nil {
+				t.Errorf("linux: 443 listed although fleetup does not use it: %+v", r)
+			}
+			continue
+		}
+		if r == nil || r.Direction != ToNode {
 			t.Errorf("%s: no 443 to node: %+v", k, r)
 		}
 	}
@@ -67,5 +75,14 @@ func TestPortTable(t *testing.T) {
 	}
 	if r := find(rows, NodeSwitch, KeyFTPPort, 0); r == nil || r.Direction != FromNode {
 		t.Errorf("FTP row %+v, want from node", r)
+	}
+	// The passive data ports, less the control port.
+	for _, p := range []int{63006, 63008, 63009, 63010} {
+		if r := find(rows, NodeSwitch, "", p); r == nil || r.Direction != FromNode {
+			t.Errorf("no FTP passive port %d from the switch: %+v", p, r)
+		}
+	}
+	if r := find(rows, NodeSwitch, "", 63007); r != nil {
+		t.Errorf("control port 63007 listed as a passive port too: %+v", r)
 	}
 }
