@@ -249,11 +249,21 @@ func (r *Remote) launch(ctx context.Context, args string) error {
 }
 
 func (r *Remote) start(ctx context.Context) error {
-	if err := r.launch(ctx, "serve"); err != nil {
+	// Unless the tunnel is chosen already, the engine first tries the
+	// manager's HTTPS port from the node (serve --dial), in the same
+	// session: no second session, no second engine process.
+	direct := net.JoinHostPort(hostOf(r.conn.LocalAddr()), strconv.Itoa(r.opts.DepotPort))
+	r.tunnel = r.opts.Tunnel
+	check := !r.tunnel && r.conn.LocalAddr() != nil
+	args := "serve"
+	if check {
+		args += " --dial " + transport.ShellQuote(direct)
+	}
+	if err := r.launch(ctx, args); err != nil {
 		return err
 	}
 	p := r.proc
-	depotURL, err := r.returnPath(ctx)
+	depotURL, err := r.returnPath(ctx, direct, check)
 	if err != nil {
 		return err
 	}
@@ -320,23 +330,19 @@ func (r *Remote) start(ctx context.Context) error {
 }
 
 // returnPath decides how the engine reaches the manager's web server and
-// returns the URL it is to use. Before anything is transferred it checks,
-// from the node itself, that the node can open the manager's HTTPS port;
-// when it cannot (or Tunnel asks for it), the node's traffic goes through
-// the SSH connection: a port on the node's loopback forwarded to the
-// manager's web server, and the manager's calls to the engine through the
-// same connection.
-func (r *Remote) returnPath(ctx context.Context) (string, error) {
-	direct := net.JoinHostPort(hostOf(r.conn.LocalAddr()), strconv.Itoa(r.opts.DepotPort))
-	r.tunnel = r.opts.Tunnel
-	if !r.tunnel && r.conn.LocalAddr() != nil {
-		var out bytes.Buffer
-		bin := transport.ShellQuote(r.dir + "/" + engine.BinaryName)
-		_ = r.conn.Run(ctx, bin+" dial "+transport.ShellQuote(direct)+" 3s", nil, &out, nil)
-		if status := strings.TrimSpace(out.String()); status != "open" {
-			if status == "" {
-				status = "no answer"
-			}
+// returns the URL it is to use. Before anything is transferred the node
+// itself has tried the manager's HTTPS port at direct (when checked, the
+// engine's first line says how that went); when it cannot reach it (or
+// Tunnel asks for it), the node's traffic goes through the SSH connection:
+// a port on the node's loopback forwarded to the manager's web server, and
+// the manager's calls to the engine through the same connection.
+func (r *Remote) returnPath(ctx context.Context, direct string, checked bool) (string, error) {
+	if checked {
+		status, err := r.dialResult(ctx)
+		if err != nil {
+			return "", err
+		}
+		if status != "open" {
 			r.tunnel = true
 			r.notice(fmt.Sprintf("the node cannot reach the manager at %s (%s); its downloads, status posts and the manager's calls to the engine go through the SSH connection", direct, status))
 		}
@@ -361,6 +367,35 @@ func (r *Remote) returnPath(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("forward a port on the node: the node did not say which port it bound (%v)", ln.Addr())
 	}
 	return "https://" + net.JoinHostPort("127.0.0.1", port), nil
+}
+
+// dialResult reads the engine's report of its attempt to reach the
+// manager (serve --dial): "open", or the status and why.
+func (r *Remote) dialResult(ctx context.Context) (string, error) {
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	select {
+	case l, ok := <-r.lines:
+		if !ok {
+			return "", r.startError(errors.New("the engine exited before it was ready"))
+		}
+		var sl engine.StartLine
+		if err := json.Unmarshal(l, &sl); err != nil || sl.Dial == nil {
+			return "", r.startError(fmt.Errorf("unexpected engine answer %q", l))
+		}
+		status := sl.Dial.Status
+		if sl.Dial.Error != "" {
+			status += ": " + sl.Dial.Error
+		}
+		if status == "" {
+			status = "no answer"
+		}
+		return status, nil
+	case <-timer.C:
+		return "", r.startError(errors.New("the engine did not report its dial within 1m"))
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // forwardTo copies every connection accepted on ln to a new connection to
@@ -664,7 +699,7 @@ func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
 			errs = append(errs, r.startError(errors.New("the engine exited without reporting its clean-up")))
 		}
 	}
-	if r.dir != "" {
+	if r.dir != "" && !r.dirGone(ctx) {
 		// The engine removes its directory itself; make sure, and remove
 		// what is left (an engine that never started, say).
 		var out bytes.Buffer
@@ -689,6 +724,17 @@ func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
 		return rep, fmt.Errorf("clean-up on %s: %w", r.name, errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// dirGone reports whether the engine directory is known to be gone from the
+// node, asked without a command where the transport can (SFTP).
+func (r *Remote) dirGone(ctx context.Context) bool {
+	pc, ok := r.conn.(transport.PathChecker)
+	if !ok {
+		return false
+	}
+	exists, err := pc.Exists(ctx, r.dir)
+	return err == nil && !exists
 }
 
 func hostOf(a net.Addr) string {

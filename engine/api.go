@@ -13,9 +13,11 @@ import (
 const DefaultPort = 62286
 
 // The lines of the start-up handshake on the engine's standard streams. The
-// engine prints Hello on stdout as soon as it runs; the manager then writes
-// one line of JSON Config to its stdin; the engine answers with one line of
-// JSON Ready (or Failed) on stdout. The sudo password, when sudo asks for it,
+// engine prints Hello on stdout as soon as it runs (with serve --dial, then
+// one line of JSON StartLine with Dial: whether the node reached the
+// manager's address); the manager then writes one line of JSON Config to its
+// stdin; the engine answers with one line of JSON Ready (or Failed) on
+// stdout. The sudo password, when sudo asks for it,
 // is written only after SudoPrompt appears on stderr, so it never reaches the
 // engine.
 const (

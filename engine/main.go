@@ -34,13 +34,13 @@ const ManagerCN = "fleetup-manager"
 // Version is the engine's version, set at link time.
 var Version = "dev"
 
-// Main is the engine program: `fleetup-engine serve` (the handshake on
-// stdin/stdout described at Hello), `fleetup-engine sweep` (remove what
+// Main is the engine program: `fleetup-engine serve [--dial HOST:PORT]`
+// (the handshake on stdin/stdout described at Hello), `fleetup-engine sweep` (remove what
 // earlier runs left; prints a CleanupReport as JSON) and `fleetup-engine
 // version`. It returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: fleetup-engine serve|sweep|version")
+		fmt.Fprintln(stderr, "usage: fleetup-engine serve|sweep|dial|version")
 		return 2
 	}
 	switch args[0] {
@@ -48,7 +48,16 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, Version)
 		return 0
 	case "serve":
-		return serve(stdin, stdout, stderr)
+		// serve [--dial HOST:PORT]: with --dial, the engine first tries a
+		// TCP connection there (see Dial) and reports it on the line after
+		// Hello, before it reads its Config.
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		dial := fs.String("dial", "", "try a TCP connection to HOST:PORT first and report it")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		return serve(*dial, stdin, stdout, stderr)
 	case "dial":
 		// dial HOST:PORT [TIMEOUT]: can this node open a TCP connection
 		// there? Prints open, refused or filtered; exit 0 only for open.
@@ -116,19 +125,41 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // StartLine is the first line of the engine's answer after its Config, and
-// CleanupLine its last line before it exits.
+// CleanupLine its last line before it exits. With serve --dial, a line with
+// Dial comes first, between Hello and the Config.
 type StartLine struct {
+	Dial    *DialResult    `json:"dial,omitempty"`
 	Ready   *Ready         `json:"ready,omitempty"`
 	Swept   *CleanupReport `json:"swept,omitempty"`
 	Cleanup *CleanupReport `json:"cleanup,omitempty"`
 }
 
-func serve(stdin io.Reader, stdout, stderr io.Writer) int {
+// DialResult is how the node's attempt to reach an address ended: Status
+// is "open", "refused" or "filtered" (see Dial), Error the reason when it
+// is not open.
+type DialResult struct {
+	Addr   string `json:"addr"`
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// dialTimeout bounds serve --dial's attempt.
+const dialTimeout = 3 * time.Second
+
+func serve(dial string, stdin io.Reader, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE)
 	logger := log.New(stderr, "fleetup-engine: ", log.LstdFlags|log.Lmicroseconds)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	fmt.Fprintln(stdout, Hello)
+	if dial != "" {
+		res := &DialResult{Addr: dial}
+		var err error
+		if res.Status, err = Dial(dial, dialTimeout); err != nil {
+			res.Error = err.Error()
+		}
+		_ = json.NewEncoder(stdout).Encode(StartLine{Dial: res})
+	}
 
 	br := bufio.NewReaderSize(stdin, 64<<10)
 	line, err := br.ReadBytes('\n')

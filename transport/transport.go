@@ -47,6 +47,15 @@ type Conn interface {
 	Close() error
 }
 
+// PathChecker is a Conn that can tell whether a path exists on the node
+// without running a command there (SSH: over its SFTP session). Callers
+// find it by type assertion and fall back to a command without it.
+type PathChecker interface {
+	// Exists reports whether path exists on the node (a symlink counts,
+	// whatever it points to).
+	Exists(ctx context.Context, path string) (bool, error)
+}
+
 // Process is a command started with Conn.Start.
 type Process interface {
 	Stdin() io.WriteCloser

@@ -30,7 +30,10 @@ type Conn struct {
 	user string
 }
 
-var _ transport.Conn = (*Conn)(nil)
+var (
+	_ transport.Conn        = (*Conn)(nil)
+	_ transport.PathChecker = (*Conn)(nil)
+)
 
 // New returns a Conn for the local machine, running commands as the current
 // user.
@@ -206,6 +209,15 @@ func (c *Conn) DialNode(ctx context.Context, addr string) (net.Conn, error) {
 func (c *Conn) ListenNode(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	return lc.Listen(ctx, "tcp", addr)
+}
+
+// Exists implements transport.PathChecker.
+func (c *Conn) Exists(ctx context.Context, path string) (bool, error) {
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // LocalAddr is nil: there is no network path to the local machine.

@@ -96,7 +96,10 @@ type Conn struct {
 	dead   chan struct{}
 }
 
-var _ transport.Conn = (*Conn)(nil)
+var (
+	_ transport.Conn        = (*Conn)(nil)
+	_ transport.PathChecker = (*Conn)(nil)
+)
 
 // SplitAddr splits a node address ("host", "host:port", "[v6]", "[v6]:port"
 // or a bare IPv6 address) into host and port, 22 by default.
@@ -656,6 +659,57 @@ func (c *Conn) WriteFile(ctx context.Context, p string, mode fs.FileMode, r io.R
 	return nil
 }
 
+// Exists implements transport.PathChecker with an SFTP lstat: no session
+// and no shell when the SFTP session is open already (after WriteFile).
+func (c *Conn) Exists(ctx context.Context, p string) (bool, error) {
+	cl, err := c.sftpClient()
+	if err != nil {
+		return false, err
+	}
+	ok, done, err := await(ctx, func() (bool, error) {
+		_, err := cl.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	}, nil)
+	switch {
+	case !done:
+		return false, fmt.Errorf("stat %s on %s: %w", p, c.host, ctx.Err())
+	case err != nil:
+		return false, c.fail("stat "+p, err)
+	}
+	return ok, nil
+}
+
+// await runs fn and waits for it or for ctx to end, whichever comes first;
+// done is false when ctx ended first, and abandon (when not nil) then gets
+// fn's result once it comes.
+func await[T any](ctx context.Context, fn func() (T, error), abandon func(T)) (v T, done bool, err error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, true, r.err
+	case <-ctx.Done():
+		if abandon != nil {
+			go func() {
+				if r := <-ch; r.err == nil {
+					abandon(r.v)
+				}
+			}()
+		}
+		return v, false, nil
+	}
+}
+
 // ctxReader stops a copy when its context ends.
 type ctxReader struct {
 	ctx context.Context
@@ -684,29 +738,15 @@ func (c *Conn) DialNode(ctx context.Context, addr string) (net.Conn, error) {
 // ListenNode implements transport.Conn with a remote forward
 // (tcpip-forward); the node's sshd must allow TCP forwarding.
 func (c *Conn) ListenNode(ctx context.Context, addr string) (net.Listener, error) {
-	type result struct {
-		l   net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		l, err := c.client.Listen("tcp", addr)
-		ch <- result{l, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, c.fail("listen on "+addr, r.err)
-		}
-		return r.l, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.l != nil {
-				r.l.Close()
-			}
-		}()
+	l, done, err := await(ctx, func() (net.Listener, error) { return c.client.Listen("tcp", addr) },
+		func(l net.Listener) { l.Close() })
+	switch {
+	case !done:
 		return nil, fmt.Errorf("listen on %s on %s: %w", addr, c.host, ctx.Err())
+	case err != nil:
+		return nil, c.fail("listen on "+addr, err)
 	}
+	return l, nil
 }
 
 // LocalAddr is the manager's end of the SSH connection: the address the

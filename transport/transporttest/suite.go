@@ -53,6 +53,7 @@ func Run(t *testing.T, dial func(t *testing.T) transport.Conn) {
 	t.Run("CloseGivesEOF", func(t *testing.T) { testCloseGivesEOF(t, open(t)) })
 	t.Run("WriteFile", func(t *testing.T) { testWriteFile(t, open(t)) })
 	t.Run("WriteFileLarge", func(t *testing.T) { testWriteFileLarge(t, open(t)) })
+	t.Run("Exists", func(t *testing.T) { testExists(t, open(t)) })
 	t.Run("ListenNode", func(t *testing.T) { testListenNode(t, open(t)) })
 	t.Run("DialNode", func(t *testing.T) { testDialNode(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open(t)) })
@@ -520,5 +521,32 @@ func testConcurrent(t *testing.T, c transport.Conn) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// testExists checks transport.PathChecker, for the Conns that have it.
+func testExists(t *testing.T, c transport.Conn) {
+	pc, ok := c.(transport.PathChecker)
+	if !ok {
+		t.Skip("not a transport.PathChecker")
+	}
+	dir := tempDir(t, c)
+	output(t, c, "touch "+transport.ShellQuote(dir+"/file")+" && ln -s nowhere "+transport.ShellQuote(dir+"/dangling"))
+	for _, tt := range []struct {
+		name, path string
+		want       bool
+	}{
+		{"directory", dir, true},
+		{"file", dir + "/file", true},
+		{"dangling symlink", dir + "/dangling", true},
+		{"missing", dir + "/missing", false},
+		{"under a missing directory", dir + "/missing/file", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := pc.Exists(context.Background(), tt.path)
+			if err != nil || got != tt.want {
+				t.Errorf("Exists(%q) = %v, %v; want %v, nil", tt.path, got, err, tt.want)
+			}
+		})
 	}
 }
