@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"sync"
@@ -27,6 +28,9 @@ type deployOptions struct {
 	Rewrite   bool
 	// ports is the port configuration: flags, environment, --config file.
 	ports *config.Config
+	// setFlags are the flags given on the command line, which input file
+	// options do not override.
+	setFlags map[string]bool
 	// inventory is true for `fleetup inventory`.
 	inventory bool
 }
@@ -50,6 +54,7 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	if opts.ports, err = pf.load(env, fs); err != nil {
 		return err
 	}
+	opts.setFlags = visited(fs)
 	return deploy(ctx, env, &opts)
 }
 
@@ -70,7 +75,15 @@ func runInventory(ctx context.Context, env *Env, args []string) error {
 	if opts.ports, err = pf.load(env, fs); err != nil {
 		return err
 	}
+	opts.setFlags = visited(fs)
 	return deploy(ctx, env, &opts)
+}
+
+// visited returns the names of the flags set on the command line.
+func visited(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 func newRunID() string {

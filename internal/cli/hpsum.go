@@ -151,13 +151,17 @@ func applyInputOptions(env *Env, opts *deployOptions) error {
 				errs = append(errs, fmt.Errorf("%s: %s=%q: want YES or NO", name, k, v))
 				continue
 			}
-			switch k {
-			case "DRYRUN":
-				opts.DryRun = opts.DryRun || yes
-			case "DOWNGRADE":
-				opts.Downgrade = opts.Downgrade || yes
-			case "REWRITE":
-				opts.Rewrite = opts.Rewrite || yes
+			// A flag on the command line wins over the file.
+			o := map[string]struct {
+				flag  string
+				field *bool
+			}{
+				"DRYRUN":    {"dry-run", &opts.DryRun},
+				"DOWNGRADE": {"downgrade", &opts.Downgrade},
+				"REWRITE":   {"rewrite", &opts.Rewrite},
+			}[k]
+			if !opts.setFlags[o.flag] {
+				*o.field = yes
 			}
 		case "SOURCEPATH":
 			switch {

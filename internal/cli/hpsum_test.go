@@ -138,9 +138,13 @@ func TestApplyInputOptions(t *testing.T) {
 		want      deployOptions
 		wantErr   string
 		wantWarns string
+		flags     map[string]bool // set on the command line
+		set       deployOptions   // their values
 	}{
 		{name: "dry run and source path", options: "DRYRUN=YES\nDOWNGRADE=no\nREWRITE=Yes\nSOURCEPATH=/srv/base\nSILENT=YES\n",
 			want: deployOptions{DryRun: true, Rewrite: true, Baseline: "/srv/base"}},
+		{name: "flags win", options: "DRYRUN=YES\nDOWNGRADE=YES\n", flags: map[string]bool{"dry-run": true, "downgrade": true}, set: deployOptions{Downgrade: true},
+			want: deployOptions{Downgrade: true}},
 		{name: "source path agrees with --baseline", options: "SOURCEPATH=/srv/base/\n", baseline: "/srv/base", want: deployOptions{Baseline: "/srv/base"}},
 		{name: "source path differs", options: "SOURCEPATH=/srv/other\n", baseline: "/srv/base", wantErr: "name different baselines"},
 		{name: "reboot asked", options: "REBOOTALLOWED=YES\n", wantErr: "does not reboot"},
@@ -153,7 +157,7 @@ func TestApplyInputOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeInput(t, tt.options+"[TARGETS]\nHOST=198.18.1.2\n[END]\n", 0o600)
-			opts := &deployOptions{Baseline: tt.baseline}
+			opts := &deployOptions{Baseline: tt.baseline, setFlags: tt.flags, DryRun: tt.set.DryRun, Downgrade: tt.set.Downgrade, Rewrite: tt.set.Rewrite}
 			opts.InputFile, opts.User, opts.Parallel = p, "root", 1
 			if _, err := opts.targets(&Env{}); err != nil {
 				t.Fatal(err)
