@@ -205,6 +205,10 @@ func hop(t *testing.T, rep *preflight.Report, from string, port int) preflight.H
 func TestPreflightCLI(t *testing.T) {
 	f := newFixture(t, lab.Options{Nodes: 1})
 	n := f.lab.Nodes[0]
+	// Another process holds the http port: preflight says so.
+	if l, err := net.Listen("tcp", ":63001"); err == nil {
+		defer l.Close()
+	}
 	r := start(t, f.stateDir, append([]string{"preflight", "--target", target("root", n), "--hop-timeout", "1s"}, f.authArgs()...)...)
 	if code := r.wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0\n%s", code, r.dump())
@@ -225,6 +229,9 @@ func TestPreflightCLI(t *testing.T) {
 	for _, h := range hops {
 		m := h.(map[string]any)
 		got[fmt.Sprintf("%s>%v", str(m, "from"), m["port"])] = str(m, "status")
+		if m["port"] == float64(63001) && str(m, "from") != "manager" && !strings.Contains(str(m, "note"), "is held by") {
+			t.Errorf("hop to 63001 has no note that another process holds the port: %v", m)
+		}
 	}
 	want := map[string]string{"manager>22": "open", "manager>62286": "refused", target("root", n) + ":22>63001": "open", target("root", n) + ":22>63002": "open"}
 	for k, v := range want {

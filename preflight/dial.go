@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetup/fleetup/depot"
 	"github.com/fleetup/fleetup/transport"
 )
 
@@ -26,6 +27,20 @@ var (
 type sharedListener struct {
 	ln   net.Listener // nil: another process holds the port
 	refs int
+	// held says which other process holds the port, when ln is nil
+	// ("pid 123 (python3)"; "another process" when not found).
+	held string
+}
+
+// heldBy returns who else holds the manager's port p while this process
+// checks it, or "" when this process listens on it itself.
+func heldBy(p int) string {
+	listenMu.Lock()
+	defer listenMu.Unlock()
+	if s := listens[p]; s != nil {
+		return s.held
+	}
+	return ""
 }
 
 // listenManager listens on every port of ports (all addresses, IPv4 and
@@ -43,9 +58,14 @@ func listenManager(ctx context.Context, ports []int) (release func()) {
 		s := &sharedListener{refs: 1}
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", ":"+strconv.Itoa(p))
-		if err == nil {
+		switch pe := depot.InUse("tcp", p, err); {
+		case err == nil:
 			s.ln = ln
 			go acceptAndClose(ln)
+		case pe != nil && pe.PID != 0:
+			s.held = strings.TrimPrefix(pe.Error(), fmt.Sprintf("tcp port %d is in use by ", p))
+		default:
+			s.held = "another process"
 		}
 		listens[p] = s
 	}

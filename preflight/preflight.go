@@ -137,6 +137,9 @@ type Hop struct {
 	FixOn string `json:"fix_on,omitempty"`
 	// Detail explains the status in a sentence.
 	Detail string `json:"detail,omitempty"`
+	// Note is what else the user should know of the hop, e.g. that
+	// another process holds the manager's port.
+	Note string `json:"note,omitempty"`
 	// Problem says the hop would stop a deploy. A refused engine port
 	// with nothing listening is no problem (the engine listens there
 	// during a deploy), nor is an optional port.
@@ -266,6 +269,9 @@ func Run(ctx context.Context, conn transport.Conn, opts Options) (*Report, error
 			mgr = readManagerFirewall(ctx)
 		}
 		explainToManager(h, fw, mgr, opts)
+		if who := heldBy(h.Port); who != "" {
+			h.Note = fmt.Sprintf("port %d on the manager is held by %s, which answered instead of fleetup: a deploy moves a default port to the next free one, and stops when the port was chosen (--port, --ssl-port)", h.Port, who)
+		}
 	}
 	rep.Hops = append(rep.Hops, back...)
 	return rep, ctx.Err()

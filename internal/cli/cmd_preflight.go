@@ -158,6 +158,9 @@ func printPreflight(env *Env, asJSON bool, reports []*preflight.Report) {
 			fmt.Fprintf(env.Stdout, "\n%s: %s\n", r.Node, n)
 		}
 		for _, h := range r.Hops {
+			if h.Note != "" {
+				fmt.Fprintf(env.Stdout, "\n%s: %s -> %s port %d: %s\n", r.Node, h.From, h.To, h.Port, h.Note)
+			}
 			if h.Status == preflight.Open {
 				continue
 			}
