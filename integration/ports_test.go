@@ -341,7 +341,9 @@ func TestCleanupLocalAfterKilledManager(t *testing.T) {
 	holdScript(t, dir, "/opt/never")
 	in := []string{"ip", "netns", "exec", n.Namespace}
 	tgt := "root@" + n.IPv4.String()
-	r := startIn(t, f.stateDir, in, "", append([]string{"deploy", "--baseline", dir, "--target", tgt, "--open-firewall"}, f.authArgs()...)...)
+	// FTP in the node's namespace: its ports are that namespace's own.
+	r := startIn(t, f.stateDir, in, "", append([]string{"deploy", "--baseline", dir, "--target", tgt, "--open-firewall", "--ftp-port", "63006"}, f.authArgs()...)...)
+	cred := str(r.waitFor(time.Minute, func(m map[string]any) bool { return m["type"] == "manager" }), "ftp_credentials")
 	r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hold" && m["phase"] == "install" })
 	if err := r.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -365,6 +367,9 @@ func TestCleanupLocalAfterKilledManager(t *testing.T) {
 	c.mu.Unlock()
 	if len(removed) == 0 {
 		t.Errorf("cleanup --local removed nothing\n%s", c.dump())
+	}
+	if _, err := os.Stat(cred); !os.IsNotExist(err) {
+		t.Errorf("the killed run's FTP credentials %s are still there (%v)", cred, err)
 	}
 	c = startIn(t, f.stateDir, in, "", append([]string{"cleanup", "--target", tgt}, f.authArgs()...)...)
 	if code := c.wait(time.Minute); code != 0 {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -127,11 +128,18 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 
 // cleanupLocal removes from this machine's firewall what --open-firewall
 // runs whose manager died left there (with --all, live runs' rules too),
-// and says what it removed.
+// and the FTP credentials files of dead runs, and says what it removed.
 func cleanupLocal(ctx context.Context, env *Env, opts *cleanupOptions) error {
 	out := newReporter(env.Stdout, opts.JSON)
 	l := &managerfw.Local{JournalDir: opts.StateDir}
 	removed, err := l.CleanupLocal(context.WithoutCancel(ctx), opts.All)
+	dir := opts.StateDir
+	if dir == "" {
+		dir = journal.DefaultDir()
+	}
+	creds, cerr := staleCredentials(dir)
+	removed = append(removed, creds...)
+	err = errors.Join(err, cerr)
 	if opts.JSON {
 		out.line(struct {
 			Type    string   `json:"type"`

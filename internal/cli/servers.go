@@ -107,7 +107,7 @@ func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Componen
 		return fmt.Errorf("ftp credentials: %w", err)
 	}
 	cred := filepath.Join(m.stateDir, "ftp-"+m.runID+".credentials")
-	body := fmt.Sprintf("# FTP login for switches in fleetup run %s; removed when the run ends\nuser=%s\npassword=%s\nport=%d\n", m.runID, user, pass, port)
+	body := fmt.Sprintf("# FTP login for switches in fleetup run %s; removed when the run ends\nuser=%s\npassword=%s\nport=%d\npid=%d\n", m.runID, user, pass, port, os.Getpid())
 	if err := writeExclusive(cred, []byte(body)); err != nil {
 		return fmt.Errorf("ftp credentials: %w", err)
 	}
@@ -286,4 +286,44 @@ func (m *managerServers) close(ctx context.Context) {
 			m.out.notice("", "--open-firewall: removed "+strconv.Itoa(len(removed))+" rule(s): "+strings.Join(removed, "; "))
 		}
 	}
+}
+
+// staleCredentials removes from dir the FTP credentials files of runs
+// whose manager is gone (killed before it could remove them), and returns
+// their names.
+func staleCredentials(dir string) ([]string, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "ftp-*.credentials"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pid := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "pid="); ok {
+				pid, _ = strconv.Atoi(v)
+			}
+		}
+		if pid > 0 && managerAlive(pid) {
+			continue
+		}
+		if err := os.Remove(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, "ftp credentials "+p)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// managerAlive reports whether pid is a running fleetup manager.
+func managerAlive(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && strings.HasPrefix(filepath.Base(exe), "fleetup")
 }
