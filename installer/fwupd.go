@@ -108,9 +108,25 @@ func (f *Fwupd) Install(ctx context.Context, c *fleetup.Component, path string, 
 }
 
 // historyVersion is the version fwupd's history records for the newest
-// successful install of release id since the given time, or "".
+// successful install of release id since the given time, or "". It reads
+// fwupd's history database directly where the commands run in this file
+// system (no runner prefix), and asks `fwupdtool get-history` when that
+// finds nothing or cannot be read with certainty.
 func (f *Fwupd) historyVersion(ctx context.Context, id string, since time.Time) (string, error) {
-	res, err := f.cfg.runner().Run(ctx, nil, "fwupdtool", "get-history", "--json")
+	r := f.cfg.runner()
+	if len(r.Prefix) == 0 {
+		db := historyDBPath(r.Getenv("FWUPD_LOCALSTATEDIR"))
+		if v, err := historyDBVersion(db, id, since); err == nil && v != "" {
+			return v, nil
+		}
+	}
+	args := []string{"get-history", "--json"}
+	if len(f.cfg.FwupdPlugins) > 0 {
+		// The history is fwupd's database whatever the plugins; loading
+		// fewer of them makes the call cheaper.
+		args = append(args, "--plugins", strings.Join(f.cfg.FwupdPlugins, ","))
+	}
+	res, err := r.Run(ctx, nil, "fwupdtool", args...)
 	if err != nil && res == nil {
 		return "", err
 	}

@@ -134,6 +134,18 @@ func (r *Runner) environ() []string {
 	return env
 }
 
+// Getenv is the value key has in the environment of r's commands (the
+// inherited environment overridden by r.Env), or "".
+func (r *Runner) Getenv(key string) string {
+	env := r.environ()
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // LookPath reports whether the named program exists on PATH (or, with a
 // Prefix, is assumed present: the prefix's own namespace shares the file
 // system).
