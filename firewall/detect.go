@@ -51,8 +51,13 @@ func Detect(ctx context.Context, r *proc.Runner) ([]Backend, error) {
 		errs []error
 	)
 	for _, b := range All(r) {
-		if b.Name() == "iptables-legacy" && isLegacy(ctx, r) {
-			continue // the node's iptables is already the legacy one
+		if ipt, ok := b.(*IPTables); ok && ipt.legacy {
+			if !ipt.legacyPresent(ctx) {
+				continue // no legacy filter table: nothing to filter there
+			}
+			if isLegacy(ctx, r) {
+				continue // the node's iptables is already the legacy one
+			}
 		}
 		ok, err := b.Filtering(ctx)
 		if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 
@@ -81,12 +83,23 @@ func (b *IPTables) legacyPresent(ctx context.Context) bool {
 
 // hasFilter reports whether the legacy filter table of family f exists.
 func (b *IPTables) hasFilter(ctx context.Context, f iptFamily) (bool, error) {
-	out, err := b.r.Output(ctx, "cat", f.names)
-	if err != nil {
+	var out []byte
+	var err error
+	if len(b.r.Prefix) == 0 {
+		// This process is in the runner's network namespace: no need for
+		// a cat.
+		out, err = os.ReadFile(f.names)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil // x_tables not loaded
+		}
+	} else {
+		out, err = b.r.Output(ctx, "cat", f.names)
 		var ee *proc.ExitError
 		if errors.As(err, &ee) {
 			return false, nil // no such file: x_tables not loaded
 		}
+	}
+	if err != nil {
 		return false, fmt.Errorf("read %s: %w", f.names, err)
 	}
 	for _, n := range strings.Fields(string(out)) {
