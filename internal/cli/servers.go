@@ -206,9 +206,8 @@ func (m *managerServers) openFirewall(ctx context.Context) error {
 		m.out.notice("", "--open-firewall: this machine's firewall filters no input; nothing to open")
 		return nil
 	}
-	for _, r := range o.Rules() {
-		m.out.notice("", "--open-firewall: opened "+r)
-	}
+	m.out.notice("", fmt.Sprintf("--open-firewall: opened tcp ports %s to IPv4 and IPv6 in this machine's firewall: %d rule(s) tagged %s, removed when the run ends",
+		joinPorts(o.Ports()), len(o.Rules()), o.Tag()))
 	return nil
 }
 
@@ -283,7 +282,7 @@ func (m *managerServers) close(ctx context.Context) {
 		if err != nil {
 			m.out.notice("", "--open-firewall: closing the ports failed ("+err.Error()+"); `fleetup cleanup --local` removes the rest")
 		} else if len(removed) > 0 {
-			m.out.notice("", "--open-firewall: removed "+strconv.Itoa(len(removed))+" rule(s): "+strings.Join(removed, "; "))
+			m.out.notice("", fmt.Sprintf("--open-firewall: closed tcp ports %s again (%d rule(s) removed)", joinPorts(m.fw.Ports()), len(removed)))
 		}
 	}
 }
