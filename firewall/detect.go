@@ -46,11 +46,15 @@ func isLegacy(ctx context.Context, r *proc.Runner) bool {
 // filter together with the errors joined, so that a caller can still open
 // the port where it can.
 func Detect(ctx context.Context, r *proc.Runner) ([]Backend, error) {
+	all := All(r)
+	if quiet(ctx, r, all) {
+		return nil, nil
+	}
 	var (
 		out  []Backend
 		errs []error
 	)
-	for _, b := range All(r) {
+	for _, b := range all {
 		if ipt, ok := b.(*IPTables); ok && ipt.legacy {
 			if !ipt.legacyPresent(ctx) {
 				continue // no legacy filter table: nothing to filter there
@@ -69,4 +73,25 @@ func Detect(ctx context.Context, r *proc.Runner) ([]Backend, error) {
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// quiet reports whether one look shows that nothing on the node filters
+// anything: nft lists no table at all, and the kernel has no legacy
+// filter table. iptables-nft keeps its rules in nftables tables, which nft
+// lists; iptables-legacy keeps them in x_tables, which /proc names. It
+// spares the iptables-save calls of Detect on a node without a firewall;
+// when it cannot tell (no nft, nft fails) it says false.
+func quiet(ctx context.Context, r *proc.Runner, all []Backend) bool {
+	for _, b := range all {
+		nft, ok := b.(*NFTables)
+		if !ok {
+			continue
+		}
+		rs, err := nft.load(ctx)
+		if err != nil || len(rs.Tables) > 0 {
+			return false
+		}
+		return !NewIPTablesLegacy(r).legacyPresent(ctx)
+	}
+	return false
 }
