@@ -99,18 +99,29 @@ var (
 
 // scoutScript finds the node's architecture and makes the run's private
 // directory (mode 0700, by mktemp) in the first candidate where programs
-// may be executed; it says why it skipped the others.
+// may be executed; it says why it skipped the others, and names the
+// directory it made (in $found).
 const scoutScript = `set -u
 echo "arch=$(uname -m)"
+found=
 for d in "${TMPDIR:-/tmp}" /tmp /var/tmp /dev/shm "$HOME"; do
   [ -d "$d" ] || { echo "skip=$d: no such directory"; continue; }
   dir=$(mktemp -d "$d/%s.XXXXXX" 2>/dev/null) || { echo "skip=$d: cannot create a directory there"; continue; }
   printf '#!/bin/sh\nexit 0\n' > "$dir/probe" && chmod 700 "$dir/probe" || { rm -rf "$dir"; echo "skip=$d: cannot write"; continue; }
-  if "$dir/probe" 2>/dev/null; then rm -f "$dir/probe"; echo "dir=$dir"; exit 0; fi
+  if "$dir/probe" 2>/dev/null; then rm -f "$dir/probe"; found=$dir; break; fi
   rm -rf "$dir"; echo "skip=$d: mounted noexec"
 done
-exit 0
+[ -n "$found" ] || exit 0
+echo "dir=$found"
 `
+
+// startTail follows scoutScript in the session that becomes the engine's:
+// it waits until the manager has placed the engine in $found (over SFTP)
+// and says "start", then runs the engine command; anything else, or the
+// session closing, removes the directory.
+const startTail = `IFS= read -r go || go=
+[ "$go" = start ] || { rm -rf "$found"; exit 0; }
+cd / && `
 
 // NewRemote scouts the node behind conn, places and starts the engine, and
 // connects to it. On error everything it placed is removed again and conn
@@ -125,9 +136,6 @@ func NewRemote(ctx context.Context, name string, conn transport.Conn, opts Remot
 			_, _ = r.Close(cctx)
 		}
 	}()
-	if err := r.scout(ctx); err != nil {
-		return r, err
-	}
 	if err := r.start(ctx); err != nil {
 		return r, err
 	}
@@ -147,15 +155,26 @@ func (r *Remote) notice(msg string) {
 	}
 }
 
+// scout runs scoutScript on its own and places the engine (agent.Sweep
+// does so; a Remote scouts in the engine's own session, see launch).
 func (r *Remote) scout(ctx context.Context) error {
-	var out, errb bytes.Buffer
-	script := fmt.Sprintf(scoutScript, engine.DirPrefix+r.opts.RunID)
-	if err := r.conn.Run(ctx, script, nil, &out, &errb); err != nil {
+	var out bytes.Buffer
+	if err := r.conn.Run(ctx, r.scoutScript(), nil, &out, nil); err != nil {
 		return fmt.Errorf("scout: %w", err)
 	}
+	return r.place(ctx, strings.Split(out.String(), "\n"))
+}
+
+func (r *Remote) scoutScript() string {
+	return fmt.Sprintf(scoutScript, engine.DirPrefix+r.opts.RunID)
+}
+
+// place reads the scout's report (its lines up to and including dir=) and
+// copies the right engine build into the directory it made.
+func (r *Remote) place(ctx context.Context, lines []string) error {
 	var arch string
 	var skips []string
-	for _, l := range strings.Split(out.String(), "\n") {
+	for _, l := range lines {
 		k, v, _ := strings.Cut(l, "=")
 		switch k {
 		case "arch":
@@ -191,28 +210,53 @@ func (r *Remote) scout(ctx context.Context) error {
 	return nil
 }
 
-// launch starts the placed engine with args (as root: directly, or through
-// sudo, answering its prompt), and waits for the engine's Hello.
+// engineCommand is the shell command that runs the engine at bin (a
+// shell word) with args: directly as root, else through sudo.
+func (r *Remote) engineCommand(bin, args string) string {
+	if r.conn.User() == "root" {
+		return "exec " + bin + " " + args
+	}
+	if r.opts.Password != nil {
+		return "exec sudo -S -p " + transport.ShellQuote(engine.SudoPrompt) + " -- " + bin + " " + args
+	}
+	return "exec sudo -n -- " + bin + " " + args
+}
+
+// launch starts the engine with args (as root: directly, or through sudo,
+// answering its prompt), and waits for the engine's Hello. When the engine
+// is placed already (r.dir is set) the session just runs it; else the
+// session first scouts the node (scoutScript), the engine is copied into
+// the directory it made, and the same session then runs it: one session
+// for scouting and engine alike.
 func (r *Remote) launch(ctx context.Context, args string) error {
-	bin := transport.ShellQuote(r.dir + "/" + engine.BinaryName)
-	cmd := "cd / && exec " + bin + " " + args
-	if r.conn.User() != "root" {
-		if r.opts.Password != nil {
-			cmd = "cd / && exec sudo -S -p " + transport.ShellQuote(engine.SudoPrompt) + " -- " + bin + " " + args
-		} else {
-			cmd = "cd / && exec sudo -n -- " + bin + " " + args
-		}
+	scouting := r.dir == ""
+	cmd := "cd / && " + r.engineCommand(transport.ShellQuote(r.dir+"/"+engine.BinaryName), args)
+	if scouting {
+		cmd = r.scoutScript() + startTail + r.engineCommand(`"$found"/`+engine.BinaryName, args)
 	}
 	p, err := r.conn.Start(context.WithoutCancel(ctx), cmd)
 	if err != nil {
+		if scouting {
+			return fmt.Errorf("scout: %w", err)
+		}
 		return fmt.Errorf("start engine: %w", err)
 	}
 	r.proc = p
-
-	hello := make(chan error, 1)
-	go r.readStdout(hello)
 	prompts := make(chan struct{}, 4)
 	go r.readStderr(prompts)
+	stdout := bufio.NewReaderSize(p.Stdout(), 64<<10)
+	if scouting {
+		if err := r.scoutAndPlace(ctx, stdout); err != nil {
+			// Closing stdin makes the session remove the directory; Close
+			// checks it is gone.
+			_ = p.Stdin().Close()
+			_ = p.Close()
+			r.proc = nil
+			return err
+		}
+	}
+	hello := make(chan error, 1)
+	go r.readStdout(stdout, hello)
 
 	timer := time.NewTimer(60 * time.Second)
 	defer timer.Stop()
@@ -246,6 +290,39 @@ func (r *Remote) launch(ctx context.Context, args string) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// scoutAndPlace reads the scouting part of the engine's session from
+// stdout, places the engine and tells the session to start it.
+func (r *Remote) scoutAndPlace(ctx context.Context, stdout *bufio.Reader) error {
+	// Reading blocks on the session; ending ctx closes it.
+	stop := context.AfterFunc(ctx, func() { _ = r.proc.Close() })
+	defer stop()
+	var lines []string
+	for {
+		l, err := stdout.ReadString('\n')
+		l = strings.TrimSuffix(l, "\n")
+		lines = append(lines, l)
+		if strings.HasPrefix(l, "dir=") {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !strings.HasPrefix(lines[0], "arch=") {
+				return r.startError(fmt.Errorf("scout: the session ended: %w", err))
+			}
+			return r.place(ctx, lines) // no directory: ErrNoExecDir, with the reasons
+		}
+	}
+	if err := r.place(ctx, lines); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(r.proc.Stdin(), "start\n"); err != nil {
+		return r.startError(fmt.Errorf("start engine: %w", err))
+	}
+	return nil
 }
 
 func (r *Remote) start(ctx context.Context) error {
@@ -460,9 +537,9 @@ func (r *Remote) startError(err error) error {
 	return err
 }
 
-func (r *Remote) readStdout(hello chan<- error) {
+func (r *Remote) readStdout(stdout io.Reader, hello chan<- error) {
 	defer close(r.lines)
-	sc := bufio.NewScanner(r.proc.Stdout())
+	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	gotHello := false
 	for sc.Scan() {
