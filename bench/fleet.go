@@ -31,6 +31,25 @@ type fleet struct {
 	cab      string // the cab's path
 	cabData  []byte
 	plugins  string
+	// cpu accounts the nodes' CPU; nil where it cannot.
+	cpu *nodeCPU
+}
+
+// nodeCPUSince is the nodes' CPU since t0, a reading of f.nodeCPUNow.
+func (f *fleet) nodeCPUSince(t0 time.Duration) time.Duration {
+	if f.cpu == nil {
+		return 0
+	}
+	return f.cpu.since(t0)
+}
+
+// nodeCPUNow reads the nodes' CPU so far (0 without the cgroup).
+func (f *fleet) nodeCPUNow() time.Duration {
+	if f.cpu == nil {
+		return 0
+	}
+	t, _ := f.cpu.used()
+	return t
 }
 
 // buildBinaries builds fleetup and fleetup-engine as scripts/demo.sh
@@ -96,6 +115,14 @@ func (b *bench) newFleet(ctx context.Context, n int) (_ *fleet, err error) {
 		return f, err
 	}
 	b.logf("lab up in %s", time.Since(t0).Round(time.Millisecond))
+	var pids []int
+	for _, n := range f.lab.Nodes {
+		pids = append(pids, n.PID())
+	}
+	if f.cpu, err = newNodeCPU(pids); err != nil {
+		b.logf("no CPU accounting of the nodes: %v", err)
+		f.cpu, err = nil, nil
+	}
 	return f, nil
 }
 
@@ -103,6 +130,9 @@ func (f *fleet) close() error {
 	var err error
 	if f.lab != nil {
 		err = f.lab.Close()
+	}
+	if f.cpu != nil {
+		err = errors.Join(err, f.cpu.close())
 	}
 	return errors.Join(err, os.RemoveAll(f.work))
 }

@@ -27,6 +27,11 @@ type sizeResults struct {
 	invFleetupCPU, invAnsibleCPU     sample
 	invFleetupMachine, invAnsMachine sample
 	invPhases                        map[string]sample
+	// CPU per node: on the nodes (their cgroup) plus the tool's own, s.
+	nodeFleetup, nodeAnsible, nodeFloor, nodeFloorInstall sample
+	toolFleetup, toolAnsible                              sample
+	invNodeFleetup, invNodeAnsible                        sample
+	invToolFleetup, invToolAnsible                        sample
 }
 
 // runFleet runs sections 1, 2, 3 and 6 on one lab of the largest size.
@@ -88,11 +93,13 @@ func (b *bench) fleetRound(ctx context.Context, f *fleet, round int, nodes []*la
 		}
 	}
 	deployFleetup := func() error {
-		c0 := cpuBusy()
+		c0, n0 := cpuBusy(), f.nodeCPUNow()
 		run, err := f.fleetupDeploy(ctx, "fleetup", nil, nodes)
 		if err != nil {
 			return err
 		}
+		r.nodeFleetup = append(r.nodeFleetup, f.nodeCPUSince(n0).Seconds()/float64(n))
+		r.toolFleetup = append(r.toolFleetup, run.CPU.Seconds()/float64(n))
 		r.fleetup = append(r.fleetup, run.Wall.Seconds())
 		r.fleetupMachineCPU = append(r.fleetupMachineCPU, (cpuBusy() - c0).Seconds())
 		r.fleetupProcCPU = append(r.fleetupProcCPU, run.CPU.Seconds())
@@ -112,11 +119,13 @@ func (b *bench) fleetRound(ctx context.Context, f *fleet, round int, nodes []*la
 		return nil
 	}
 	deployAnsible := func() error {
-		c0 := cpuBusy()
+		c0, n0 := cpuBusy(), f.nodeCPUNow()
 		run, err := f.ansible(ctx, nodes, true)
 		if err != nil {
 			return err
 		}
+		r.nodeAnsible = append(r.nodeAnsible, f.nodeCPUSince(n0).Seconds()/float64(n))
+		r.toolAnsible = append(r.toolAnsible, run.CPU.Seconds()/float64(n))
 		r.ansible = append(r.ansible, run.Wall.Seconds())
 		r.ansMachineCPU = append(r.ansMachineCPU, (cpuBusy() - c0).Seconds())
 		r.ansProcCPU = append(r.ansProcCPU, run.CPU.Seconds())
@@ -124,30 +133,36 @@ func (b *bench) fleetRound(ctx context.Context, f *fleet, round int, nodes []*la
 		return nil
 	}
 	floor := func() error {
+		n0 := f.nodeCPUNow()
 		run, err := f.floor(ctx, nodes, "true", nil)
 		if err != nil {
 			return err
 		}
+		r.nodeFloor = append(r.nodeFloor, f.nodeCPUSince(n0).Seconds()/float64(n))
 		r.floor = append(r.floor, run.Wall.Seconds())
 		r.login = append(r.login, medianDur(run.Logins).Seconds())
 		b.logf("round %d N=%d bare SSH true    %s", round+1, n, seconds(run.Wall.Seconds()))
 		return nil
 	}
 	floorInstall := func() error {
+		n0 := f.nodeCPUNow()
 		run, err := f.floor(ctx, nodes, f.floorInstallCommand(), f.cabData)
 		if err != nil {
 			return err
 		}
+		r.nodeFloorInstall = append(r.nodeFloorInstall, f.nodeCPUSince(n0).Seconds()/float64(n))
 		r.floorInstall = append(r.floorInstall, run.Wall.Seconds())
 		b.logf("round %d N=%d bare SSH install %s", round+1, n, seconds(run.Wall.Seconds()))
 		return nil
 	}
 	invFleetup := func() error {
-		c0 := cpuBusy()
+		c0, n0 := cpuBusy(), f.nodeCPUNow()
 		run, err := f.fleetupInventory(ctx, nodes)
 		if err != nil {
 			return err
 		}
+		r.invNodeFleetup = append(r.invNodeFleetup, f.nodeCPUSince(n0).Seconds()/float64(n))
+		r.invToolFleetup = append(r.invToolFleetup, run.CPU.Seconds()/float64(n))
 		r.invFleetup = append(r.invFleetup, run.Wall.Seconds())
 		r.invFleetupCPU = append(r.invFleetupCPU, run.CPU.Seconds())
 		r.invFleetupMachine = append(r.invFleetupMachine, (cpuBusy() - c0).Seconds())
@@ -161,11 +176,13 @@ func (b *bench) fleetRound(ctx context.Context, f *fleet, round int, nodes []*la
 		return nil
 	}
 	invAnsible := func() error {
-		c0 := cpuBusy()
+		c0, n0 := cpuBusy(), f.nodeCPUNow()
 		run, err := f.ansible(ctx, nodes, false)
 		if err != nil {
 			return err
 		}
+		r.invNodeAnsible = append(r.invNodeAnsible, f.nodeCPUSince(n0).Seconds()/float64(n))
+		r.invToolAnsible = append(r.invToolAnsible, run.CPU.Seconds()/float64(n))
 		r.invAnsible = append(r.invAnsible, run.Wall.Seconds())
 		r.invAnsibleCPU = append(r.invAnsibleCPU, run.CPU.Seconds())
 		r.invAnsMachine = append(r.invAnsMachine, (cpuBusy() - c0).Seconds())
@@ -235,6 +252,7 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 			b.add(row{Section: "1", Measure: fmt.Sprintf("… the tool's own CPU, N=%d (fleetup process; ansible with its forks and ssh)", n),
 				Fleetup: r.fleetupProcCPU.format(seconds), Peer: "ansible-playbook: " + r.ansProcCPU.format(seconds),
 				Ratio: pr.format(times)})
+			b.cpuPerNodeRow("1", n, r.nodeFleetup, r.toolFleetup, "ansible-playbook", r.nodeAnsible, r.toolAnsible)
 		}
 	}
 	if b.cfg.Only["inventory"] {
@@ -247,6 +265,7 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 		b.add(row{Section: "2", Measure: fmt.Sprintf("… machine CPU during the inventory, N=%d", maxN),
 			Fleetup: r.invFleetupMachine.format(seconds), Peer: "ansible -m setup: " + r.invAnsMachine.format(seconds),
 			Ratio: mr.format(times)})
+		b.cpuPerNodeRow("2", maxN, r.invNodeFleetup, r.invToolFleetup, "ansible -m setup", r.invNodeAnsible, r.invToolAnsible)
 		var parts []string
 		for _, name := range []string{phConnect, phInventory, phCleanup} {
 			if s := r.invPhases[name]; len(s) > 0 {
@@ -267,6 +286,11 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 			b.add(row{Section: "3", Measure: fmt.Sprintf("… against bare SSH doing the job by hand, N=%d (cab on stdin, fwupdtool install, rm)", n),
 				Fleetup: r.fleetup.format(seconds), Peer: "bare SSH + install: " + r.floorInstall.format(seconds),
 				Ratio: ir.format(times)})
+			if len(r.nodeFleetup) > 0 && len(r.nodeFloor) > 0 {
+				b.add(row{Section: "3", Measure: fmt.Sprintf("… CPU on the nodes per node, N=%d (everything under each node's sshd)", n),
+					Fleetup: r.nodeFleetup.format(seconds), Peer: "bare SSH: " + r.nodeFloor.format(seconds) + "; bare SSH + install: " + r.nodeFloorInstall.format(seconds),
+					Ratio: r.nodeFleetup.ratios(r.nodeFloor).format(times) + " (÷ bare SSH + install: " + r.nodeFleetup.ratios(r.nodeFloorInstall).format(times) + ")"})
+			}
 		}
 		r := res[maxN]
 		if len(r.phases) > 0 {
@@ -300,4 +324,26 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 		b.add(row{Section: "6", Measure: fmt.Sprintf("Manager peak RSS ÷ concurrent nodes, N=%d (VmHWM of the fleetup process at exit)", maxN),
 			Fleetup: perNode.format(kib) + " (peak " + r.maxRSS.format(mib) + ")"})
 	}
+}
+
+// cpuPerNodeRow adds the CPU one node costs each contender: on the nodes
+// (their cgroup: sshd, sessions, engine or python, fwupdtool) plus the
+// tool's own process, divided by the nodes; other work on the machine is
+// not in it. Without the nodes' cgroup it adds nothing.
+func (b *bench) cpuPerNodeRow(section string, n int, nodes, tool sample, peer string, peerNodes, peerTool sample) {
+	if len(nodes) == 0 || len(nodes) != len(tool) || len(peerNodes) != len(peerTool) || nodes[0] == 0 {
+		return
+	}
+	sum := func(a, b sample) sample {
+		out := make(sample, len(a))
+		for i := range a {
+			out[i] = a[i] + b[i]
+		}
+		return out
+	}
+	ours, theirs := sum(nodes, tool), sum(peerNodes, peerTool)
+	b.add(row{Section: section, Measure: fmt.Sprintf("… CPU per node, N=%d: on the nodes (everything under each node's sshd) + the tool's own process; the rest of the machine left out", n),
+		Fleetup: fmt.Sprintf("%s (nodes %s + tool %s)", ours.format(seconds), nodes.format(seconds), tool.format(seconds)),
+		Peer:    fmt.Sprintf("%s: %s (nodes %s + tool %s)", peer, theirs.format(seconds), peerNodes.format(seconds), peerTool.format(seconds)),
+		Ratio:   ours.ratios(theirs).format(times)})
 }
