@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/fleetup/fleetup"
@@ -28,10 +31,25 @@ var _ Collector = (*Dpkg)(nil)
 func (*Dpkg) Name() string { return "dpkg" }
 
 // Collect replaces inv's dpkg packages with what dpkg-query lists. Without
-// dpkg-query on PATH it does nothing.
+// dpkg-query on PATH it does nothing. Where the commands run in this file
+// system (no runner prefix) it reads dpkg's status file itself, as
+// dpkg-query does, unless dpkg left updates to fold into it.
 func (d *Dpkg) Collect(ctx context.Context, r *proc.Runner, inv *fleetup.Inventory) error {
 	if !proc.LookPath("dpkg-query") {
 		return nil
+	}
+	if len(r.Prefix) == 0 {
+		dir := d.AdminDir
+		if dir == "" {
+			dir = r.Getenv("DPKG_ADMINDIR")
+		}
+		if dir == "" {
+			dir = "/var/lib/dpkg"
+		}
+		if pkgs, ok := readDpkgStatus(dir); ok {
+			replacePackages(inv, "dpkg", pkgs)
+			return ctx.Err()
+		}
 	}
 	args := []string{"-W", "-f", DpkgQueryFormat}
 	if d.AdminDir != "" {
@@ -83,5 +101,76 @@ func ParseDpkgQuery(out []byte) ([]fleetup.Package, error) {
 	if err := sc.Err(); err != nil && first == nil {
 		first = fmt.Errorf("dpkg-query line %d: %w", n+1, err)
 	}
+	return pkgs, first
+}
+
+// readDpkgStatus lists the installed packages in the status file of dpkg's
+// database at admindir, in dpkg-query's order (name, then architecture).
+// ok is false when that file is not the whole truth or cannot be read:
+// dpkg keeps changes in admindir/updates until it folds them in.
+func readDpkgStatus(admindir string) (pkgs []fleetup.Package, ok bool) {
+	if ents, err := os.ReadDir(filepath.Join(admindir, "updates")); err != nil || len(ents) > 0 {
+		return nil, false
+	}
+	data, err := os.ReadFile(filepath.Join(admindir, "status"))
+	if err != nil {
+		return nil, false
+	}
+	pkgs, err = ParseDpkgStatus(data)
+	return pkgs, err == nil
+}
+
+// ParseDpkgStatus parses dpkg's status file (deb822 stanzas) and returns
+// the installed packages (Status "... installed"), Manager "dpkg", sorted
+// by name and architecture as dpkg-query lists them. It returns an error
+// for an installed package without a name or a version.
+func ParseDpkgStatus(data []byte) ([]fleetup.Package, error) {
+	var pkgs []fleetup.Package
+	var p fleetup.Package
+	var status string
+	var first error
+	flush := func() {
+		installed := strings.HasSuffix(status, " installed") && len(strings.Fields(status)) == 3
+		if installed {
+			if p.Name == "" || p.Version == "" {
+				if first == nil {
+					first = fmt.Errorf("dpkg status: installed package %q without a name or version", p.Name)
+				}
+			} else {
+				p.Manager = "dpkg"
+				pkgs = append(pkgs, p)
+			}
+		}
+		p, status = fleetup.Package{}, ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if strings.TrimSpace(line) == "" {
+			flush()
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // a continuation line
+		}
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Package":
+			p.Name = v
+		case "Version":
+			p.Version = v
+		case "Architecture":
+			p.Arch = v
+		case "Status":
+			status = v
+		}
+	}
+	flush()
+	sort.SliceStable(pkgs, func(i, j int) bool {
+		if pkgs[i].Name != pkgs[j].Name {
+			return pkgs[i].Name < pkgs[j].Name
+		}
+		return pkgs[i].Arch < pkgs[j].Arch
+	})
 	return pkgs, first
 }
