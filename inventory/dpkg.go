@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,11 +113,14 @@ func readDpkgStatus(admindir string) (pkgs []fleetup.Package, ok bool) {
 	if ents, err := os.ReadDir(filepath.Join(admindir, "updates")); err != nil || len(ents) > 0 {
 		return nil, false
 	}
-	data, err := os.ReadFile(filepath.Join(admindir, "status"))
+	f, err := os.Open(filepath.Join(admindir, "status"))
 	if err != nil {
 		return nil, false
 	}
-	pkgs, err = ParseDpkgStatus(data)
+	defer f.Close()
+	// Streamed through a small buffer: the file is large (hundreds of
+	// KiB), and fresh memory is what costs (page faults), not parsing.
+	pkgs, err = parseDpkgStatus(f)
 	return pkgs, err == nil
 }
 
@@ -125,6 +129,10 @@ func readDpkgStatus(admindir string) (pkgs []fleetup.Package, ok bool) {
 // by name and architecture as dpkg-query lists them. It returns an error
 // for an installed package without a name or a version.
 func ParseDpkgStatus(data []byte) ([]fleetup.Package, error) {
+	return parseDpkgStatus(bytes.NewReader(data))
+}
+
+func parseDpkgStatus(r io.Reader) ([]fleetup.Package, error) {
 	var pkgs []fleetup.Package
 	var p fleetup.Package
 	var status string
@@ -143,27 +151,35 @@ func ParseDpkgStatus(data []byte) ([]fleetup.Package, error) {
 		}
 		p, status = fleetup.Package{}, ""
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, "\r")
-		if strings.TrimSpace(line) == "" {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 32<<10), 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimRight(sc.Bytes(), "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
 			flush()
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			continue // a continuation line
 		}
-		k, v, _ := strings.Cut(line, ":")
-		v = strings.TrimSpace(v)
-		switch k {
+		k, v, _ := bytes.Cut(line, []byte(":"))
+		var field *string
+		switch string(k) {
 		case "Package":
-			p.Name = v
+			field = &p.Name
 		case "Version":
-			p.Version = v
+			field = &p.Version
 		case "Architecture":
-			p.Arch = v
+			field = &p.Arch
 		case "Status":
-			status = v
+			field = &status
+		default:
+			continue
 		}
+		*field = string(bytes.TrimSpace(v))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("dpkg status: %w", err)
 	}
 	flush()
 	sort.SliceStable(pkgs, func(i, j int) bool {
