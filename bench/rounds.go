@@ -305,6 +305,13 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 				Fleetup: strings.Join(parts, "; ")})
 		}
 	}
+	if r := res[maxN]; len(r.nodeFleetup) > 0 && len(r.nodeFloorInstall) > 0 {
+		b.note("Where the rest goes (CPU per node on the nodes, N=%d, medians): fleetup %s against %s for a bare SSH login running `true` and %s for a login that installs the cab by hand. "+
+			"The difference is what the engine cycle adds to a login and a flash: the engine's upload (SFTP, 8 requests in flight) and start (a 7 MiB static Go program), its TLS session, "+
+			"the inventory the analysis needs (a second fwupdtool start for get-devices, dpkg's status file), one nft listing for the firewall, and the clean-up; fwupdtool starts "+
+			"(over a hundred shared libraries each) and sshd's per-connection work (privilege separation, PAM with its motd scripts) are the largest parts, `-perf` splits them by program.",
+			maxN, seconds(r.nodeFleetup.median()), seconds(r.nodeFloor.median()), seconds(r.nodeFloorInstall.median()))
+	}
 	if b.cfg.Only["cost"] {
 		raw, gz, err := f.engineSizes()
 		if err != nil {
@@ -313,6 +320,7 @@ func (b *bench) fleetRows(f *fleet, res map[int]*sizeResults) {
 			b.add(row{Section: "6", Measure: "Engine bytes sent per node (static, stripped: -trimpath -ldflags='-s -w')",
 				Fleetup: mib(float64(raw)), Goal: "≤ 8 MiB", Met: goal(float64(raw), 8<<20, false)})
 			b.add(row{Section: "6", Measure: "… gzip-compressed (reference)", Fleetup: mib(float64(gz))})
+			b.note("The engine goes uncompressed: on the lab's nodes (2026-12-01) receiving it over SFTP with 8 requests in flight cost sshd about 30 ms of CPU per node, and `gzip -dc` of the compressed engine on the node about 45 ms, so compressing would cost the nodes more than it saves (on slow links it would pay).")
 		}
 		r := res[maxN]
 		b.add(row{Section: "6", Measure: fmt.Sprintf("Engine start-to-ready, N=%d (scouting → inventory: SSH, scout, upload, start, TLS; median over nodes)", maxN),
