@@ -153,6 +153,11 @@ func start(ctx context.Context, opts Options, registered func(*Lab)) (l *Lab, er
 	if err := os.MkdirAll(filepath.Join(StateDir, "index"), 0o755); err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}
+	// sshd refuses to start without its privilege separation directory,
+	// which only a running ssh service makes (/run is a fresh tmpfs).
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return nil, fmt.Errorf("start lab: %w", err)
+	}
 	if err := os.Chmod(StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start lab: %w", err)
 	}

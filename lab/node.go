@@ -217,11 +217,25 @@ func (n *Node) RotateHostKey() error {
 		return fmt.Errorf("%s: rotate host key: %w", n.Name, err)
 	}
 	pid := n.PID()
+	listening := n.listenLogLines()
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("%s: rotate host key: signal sshd %d: %w", n.Name, pid, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// sshd re-executes itself for every connection, so the old listener
+	// already shows the new key; it closes its sockets only when it
+	// restarts on SIGHUP. Wait for the restarted sshd to log that it
+	// listens again on both addresses, then for the key on each.
+	for n.listenLogLines() < listening+2 {
+		select {
+		case <-n.exited:
+			return fmt.Errorf("%s: rotate host key: sshd exited: %s", n.Name, n.logTail())
+		case <-ctx.Done():
+			return fmt.Errorf("%s: rotate host key: sshd did not listen again: %s", n.Name, n.logTail())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if err := n.waitSSH(ctx, key); err != nil {
 		return fmt.Errorf("%s: rotate host key: %w", n.Name, err)
 	}
@@ -528,6 +542,13 @@ func probeHostKey(ctx context.Context, addr string) (ssh.PublicKey, error) {
 		return got, nil
 	}
 	return nil, err
+}
+
+// listenLogLines counts sshd's "Server listening on" lines in its log:
+// two more after each (re)start, one per ListenAddress.
+func (n *Node) listenLogLines() int {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "sshd.log"))
+	return strings.Count(string(b), "Server listening on ")
 }
 
 func (n *Node) logTail() string {
