@@ -30,6 +30,16 @@
 // *InstallError carrying its own explanation.
 //
 // Every implementation passes the shared suite in installertest.
+//
+// Written by hand: the read-only reader of fwupd's history database
+// (fwupddb.go), the part of SQLite's file format that one table scan
+// needs. The SQLite libraries for Go either need cgo (mattn/go-sqlite3:
+// the engine is a static binary) or would take the engine past its 8 MiB
+// budget (modernc.org/sqlite adds several MiB), all to read a few rows
+// once per flash. The reader refuses what it does not know for certain
+// (a journal or WAL beside the file, an unexpected page or record) and
+// then falls back to fwupdtool get-history; it is fuzzed
+// (FuzzParseHistoryDB).
 package installer
 
 import (
