@@ -21,7 +21,7 @@ const (
 	ExitInternal  = 1   // the manager itself failed (e.g. its web server could not start)
 	ExitUsage     = 2   // bad usage or bad input: flags, targets, nodes file, baseline
 	ExitNodes     = 3   // one or more nodes failed, or their clean-up was not confirmed
-	ExitCancelled = 130 // cancelled by SIGINT or SIGTERM
+	ExitCancelled = 130 // cancelled by SIGINT, SIGTERM or SIGHUP
 )
 
 // usageError is bad usage or input; it maps to ExitUsage.
