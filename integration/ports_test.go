@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,30 +187,48 @@ func TestOpenFirewall(t *testing.T) {
 	}
 	f.assertClean(t)
 
-	// SIGTERM mid-deploy: the run is cancelled, and the manager closes the
-	// ports it opened before it exits.
+	// SIGTERM, or SIGHUP (the user's session went away), mid-deploy: the
+	// run is cancelled, and the manager closes the ports it opened before
+	// it exits.
 	held := t.TempDir()
 	holdScript(t, held, "/opt/release")
-	r = startIn(t, f.stateDir, in, "", append([]string{"deploy", "--baseline", held, "--target", "root@" + n.IPv4.String(), "--open-firewall"}, f.authArgs()...)...)
-	r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hold" && m["phase"] == "install" })
-	if out, _ := n.Exec(ctx, "nft", "list", "ruleset"); !strings.Contains(string(out), "fleetup:mgr-") {
-		t.Errorf("no fleetup:mgr- rule while the run is on:\n%s", out)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		r = startIn(t, f.stateDir, in, "", append([]string{"deploy", "--baseline", held, "--target", "root@" + n.IPv4.String(), "--open-firewall"}, f.authArgs()...)...)
+		r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hold" && m["phase"] == "install" })
+		if out, _ := n.Exec(ctx, "nft", "list", "ruleset"); !strings.Contains(string(out), "fleetup:mgr-") {
+			t.Errorf("no fleetup:mgr- rule while the run is on:\n%s", out)
+		}
+		if err := r.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		// The component being installed finishes (HP SUM's abort).
+		if out, err := n.Shell(ctx, "touch /opt/release"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if code := r.wait(2 * time.Minute); code != 130 {
+			t.Errorf("after %v: exit %d, want 130\n%s", sig, code, r.dump())
+		}
+		if out, err := n.Shell(ctx, "rm -f /opt/release /opt/held"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if rulesAfter, _ = n.Exec(ctx, "nft", "list", "ruleset"); string(rulesAfter) != string(rulesBefore) {
+			t.Errorf("nft list ruleset changed by a run cancelled with %v:\nbefore:\n%s\nafter:\n%s", sig, rulesBefore, rulesAfter)
+		}
+		eventually(t, 10*time.Second, f.cleanMsg)
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	// The component being installed finishes (HP SUM's abort).
-	if out, err := n.Shell(ctx, "touch /opt/release"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	if code := r.wait(2 * time.Minute); code != 130 {
-		t.Errorf("after SIGTERM: exit %d, want 130\n%s", code, r.dump())
-	}
-	if out, err := n.Shell(ctx, "rm -f /opt/release /opt/held"); err != nil {
-		t.Fatalf("%v: %s", err, out)
+
+	// A reader of the output that goes away (fleetup ... | head -n 1) does
+	// not kill the manager: the run goes on and closes its ports.
+	argv := append([]string{filepath.Join(binDir, "fleetup"), "deploy", "--dry-run", "--json", "--baseline", dir,
+		"--target", "root@" + n.IPv4.String(), "--open-firewall", "--state-dir", f.stateDir}, f.authArgs()...)
+	pipe := exec.Command("ip", "netns", "exec", n.Namespace, "bash", "-c", `"$@" | head -n 1 >/dev/null; exit "${PIPESTATUS[0]}"`, "fleetup")
+	pipe.Args = append(pipe.Args, argv...)
+	pipe.Env = append(os.Environ(), "SSH_AUTH_SOCK=", "FLEETUP_PASSWORD=")
+	if out, err := pipe.CombinedOutput(); err != nil {
+		t.Errorf("fleetup | head -n 1: %v\n%s", err, out)
 	}
 	if rulesAfter, _ = n.Exec(ctx, "nft", "list", "ruleset"); string(rulesAfter) != string(rulesBefore) {
-		t.Errorf("nft list ruleset changed by a cancelled run:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
+		t.Errorf("nft list ruleset changed by a run whose output reader went away:\nbefore:\n%s\nafter:\n%s", rulesBefore, rulesAfter)
 	}
 	eventually(t, 10*time.Second, f.cleanMsg)
 }
