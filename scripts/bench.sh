@@ -19,22 +19,8 @@ if [ "$(id -u)" != 0 ]; then
   echo "bench: needs root (lab nodes are network namespaces; nginx listens on loopback)" >&2
   exit 2
 fi
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "bench.sh: installing ${missing[*]}"
-  # Keep apt from starting nginx and sshd as services: the benchmark
-  # starts its own.
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+. scripts/packages.sh
+install_missing bench.sh "${PACKAGES[@]}"
 
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 go run ./bench "$@"

@@ -37,7 +37,7 @@ type managerServers struct {
 	ftpUser  string
 	credFile string // the FTP credentials, mode 0600, removed by close
 	fw       *managerfw.Opened
-	saidHeld map[int]bool // passive ports said to be held by another process
+	passive  []int // the FTP passive ports free when FTP started
 }
 
 // startDepot starts the web server on the configured ports with every
@@ -119,6 +119,7 @@ func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Componen
 		return fmt.Errorf("start the ftp server: %w", err)
 	}
 	m.ftp, m.ftpUser = srv, user
+	m.passive = m.freePassivePorts()
 	return nil
 }
 
@@ -153,15 +154,15 @@ func (m *managerServers) listening() []int {
 	}
 	if m.ftp != nil {
 		ports = append(ports, m.ftp.Addr().Port)
-		ports = append(ports, m.passivePorts()...)
+		ports = append(ports, m.passive...)
 	}
 	return ports
 }
 
-// passivePorts are the FTP server's passive data ports that no other
-// process holds now: the server skips a held one, and the firewall must
-// not open it for that other process. Each held port is said once.
-func (m *managerServers) passivePorts() []int {
+// freePassivePorts returns the FTP server's passive data ports that no
+// other process holds now, and says which are held: the server skips a
+// held one, and the firewall must not open it for that other process.
+func (m *managerServers) freePassivePorts() []int {
 	var ports []int
 	ctl := m.ftp.Addr().Port
 	for p := ftpd.DefaultPassiveFirst; p <= ftpd.DefaultPassiveLast; p++ {
@@ -170,11 +171,7 @@ func (m *managerServers) passivePorts() []int {
 		}
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err != nil {
-			if pe := depot.InUse("ftp passive", p, err); pe != nil && !m.saidHeld[p] {
-				if m.saidHeld == nil {
-					m.saidHeld = map[int]bool{}
-				}
-				m.saidHeld[p] = true
+			if pe := depot.InUse("ftp passive", p, err); pe != nil {
 				m.out.notice("", pe.Error()+": FTP transfers use the other passive ports")
 			}
 			continue
@@ -243,7 +240,7 @@ func (m *managerServers) announce() {
 	if m.ftp != nil {
 		info.FTPPort, info.FTPUser, info.FTPLogin = m.ftp.Addr().Port, m.ftpUser, m.credFile
 		parts = append(parts, fmt.Sprintf("ftp %d (passive %s; user %s, password in %s)", info.FTPPort,
-			joinPorts(m.passivePorts()), m.ftpUser, m.credFile))
+			joinPorts(m.passive), m.ftpUser, m.credFile))
 	}
 	if m.fw != nil {
 		info.Firewall = m.fw.Rules()
