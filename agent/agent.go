@@ -7,9 +7,9 @@ package agent
 
 import (
 	"context"
+	"github.com/fleetup/fleetup/wire"
 
 	"github.com/fleetup/fleetup"
-	"github.com/fleetup/fleetup/engine"
 )
 
 // Agent does a run's work on one node.
@@ -19,17 +19,14 @@ type Agent interface {
 	Inventory(ctx context.Context) (*fleetup.Inventory, error)
 	Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error)
 	// Install installs the items in order; see engine.Service.Install.
-	Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error)
+	Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error)
 	// Cancel lets the component being installed finish and skips the rest.
 	Cancel(ctx context.Context) error
 	// Close removes everything the agent put on the node (engine, its
 	// files, the processes its installs started, firewall rules) and
 	// releases the connection. It must be called even after a failure or
 	// a cancel, with a context that is not the cancelled run's.
-	Close(ctx context.Context) (*engine.CleanupReport, error)
+	Close(ctx context.Context) (*wire.CleanupReport, error)
 }
 
-var (
-	_ Agent = (*Local)(nil)
-	_ Agent = (*Remote)(nil)
-)
+var _ Agent = (*Remote)(nil)

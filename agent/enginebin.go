@@ -2,12 +2,11 @@ package agent
 
 import (
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-
-	"github.com/fleetup/fleetup/engine"
 )
 
 // FindEngine returns the engine binary for linux/goarch. It looks, in
@@ -22,9 +21,9 @@ func FindEngine(goarch, selfArch string) (string, error) {
 		}
 		return "", fmt.Errorf("FLEETUP_ENGINE=%s: no such file", p)
 	}
-	names := []string{engine.BinaryName + "-linux-" + goarch}
+	names := []string{wire.BinaryName + "-linux-" + goarch}
 	if goarch == selfArch {
-		names = append(names, engine.BinaryName)
+		names = append(names, wire.BinaryName)
 	}
 	if exe, err := os.Executable(); err == nil {
 		dir := filepath.Dir(exe)

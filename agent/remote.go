@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"io"
 	"net"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup"
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/transport"
 )
@@ -69,9 +69,9 @@ type Remote struct {
 	conn   transport.Conn
 	opts   RemoteOptions
 	proc   transport.Process
-	client *engine.Client
+	client *wire.Client
 	dir    string
-	ready  *engine.Ready
+	ready  *wire.Ready
 
 	lines    chan []byte  // the engine's stdout lines after Ready
 	tunnel   bool         // traffic goes through the SSH connection
@@ -85,7 +85,7 @@ type Remote struct {
 	lost      context.Context
 	setLost   context.CancelCauseFunc
 	closeOnce sync.Once
-	closeRep  *engine.CleanupReport
+	closeRep  *wire.CleanupReport
 	closeErr  error
 }
 
@@ -166,7 +166,7 @@ func (r *Remote) scout(ctx context.Context) error {
 }
 
 func (r *Remote) scoutScript() string {
-	return fmt.Sprintf(scoutScript, engine.DirPrefix+r.opts.RunID)
+	return fmt.Sprintf(scoutScript, wire.DirPrefix+r.opts.RunID)
 }
 
 // place reads the scout's report (its lines up to and including dir=) and
@@ -204,7 +204,7 @@ func (r *Remote) place(ctx context.Context, lines []string) error {
 		return fmt.Errorf("engine binary: %w", err)
 	}
 	defer f.Close()
-	if err := r.conn.WriteFile(ctx, r.dir+"/"+engine.BinaryName, 0o700, f); err != nil {
+	if err := r.conn.WriteFile(ctx, r.dir+"/"+wire.BinaryName, 0o700, f); err != nil {
 		return fmt.Errorf("copy engine to %s: %w", r.dir, err)
 	}
 	return nil
@@ -217,7 +217,7 @@ func (r *Remote) engineCommand(bin, args string) string {
 		return "exec " + bin + " " + args
 	}
 	if r.opts.Password != nil {
-		return "exec sudo -S -p " + transport.ShellQuote(engine.SudoPrompt) + " -- " + bin + " " + args
+		return "exec sudo -S -p " + transport.ShellQuote(wire.SudoPrompt) + " -- " + bin + " " + args
 	}
 	return "exec sudo -n -- " + bin + " " + args
 }
@@ -230,9 +230,9 @@ func (r *Remote) engineCommand(bin, args string) string {
 // for scouting and engine alike.
 func (r *Remote) launch(ctx context.Context, args string) error {
 	scouting := r.dir == ""
-	cmd := "cd / && " + r.engineCommand(transport.ShellQuote(r.dir+"/"+engine.BinaryName), args)
+	cmd := "cd / && " + r.engineCommand(transport.ShellQuote(r.dir+"/"+wire.BinaryName), args)
 	if scouting {
-		cmd = r.scoutScript() + startTail + r.engineCommand(`"$found"/`+engine.BinaryName, args)
+		cmd = r.scoutScript() + startTail + r.engineCommand(`"$found"/`+wire.BinaryName, args)
 	}
 	p, err := r.conn.Start(context.WithoutCancel(ctx), cmd)
 	if err != nil {
@@ -350,7 +350,7 @@ func (r *Remote) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := engine.Config{
+	cfg := wire.Config{
 		RunID:        r.opts.RunID,
 		Node:         r.name,
 		Port:         r.opts.EnginePort,
@@ -361,7 +361,7 @@ func (r *Remote) start(ctx context.Context) error {
 		ManagerAddr:  hostOf(r.conn.LocalAddr()),
 		OpenFirewall: !r.tunnel,
 		DepotURL:     depotURL,
-		IdleTimeout:  engine.Duration(r.idle()),
+		IdleTimeout:  wire.Duration(r.idle()),
 		FwupdPlugins: r.opts.FwupdPlugins,
 		SweepRuns:    r.opts.SweepRuns,
 	}
@@ -380,7 +380,7 @@ func (r *Remote) start(ctx context.Context) error {
 		if !ok {
 			return r.startError(errors.New("the engine exited before it was ready"))
 		}
-		var sl engine.StartLine
+		var sl wire.StartLine
 		if err := json.Unmarshal(l, &sl); err != nil || sl.Ready == nil {
 			return r.startError(fmt.Errorf("unexpected engine answer %q", l))
 		}
@@ -456,7 +456,7 @@ func (r *Remote) dialResult(ctx context.Context) (string, error) {
 		if !ok {
 			return "", r.startError(errors.New("the engine exited before it was ready"))
 		}
-		var sl engine.StartLine
+		var sl wire.StartLine
 		if err := json.Unmarshal(l, &sl); err != nil || sl.Dial == nil {
 			return "", r.startError(fmt.Errorf("unexpected engine answer %q", l))
 		}
@@ -524,7 +524,7 @@ func (r *Remote) startError(err error) error {
 		return ErrSudoRejected
 	}
 	// Our prompt marker is no part of what the node said.
-	msg = strings.TrimSpace(strings.ReplaceAll(msg, engine.SudoPrompt, ""))
+	msg = strings.TrimSpace(strings.ReplaceAll(msg, wire.SudoPrompt, ""))
 	if strings.Contains(msg, "not in the sudoers file") || strings.Contains(msg, "is not allowed to execute") {
 		return fmt.Errorf("%w (%s): connect as root or as a user with sudo rights", ErrNoSudo, msg)
 	}
@@ -545,7 +545,7 @@ func (r *Remote) readStdout(stdout io.Reader, hello chan<- error) {
 	for sc.Scan() {
 		l := sc.Bytes()
 		if !gotHello {
-			if string(l) == engine.Hello {
+			if string(l) == wire.Hello {
 				gotHello = true
 				hello <- nil
 			}
@@ -571,18 +571,18 @@ func (r *Remote) readStderr(prompts chan<- struct{}) {
 			r.stderrMu.Unlock()
 			pending = append(pending, buf[:n]...)
 			for {
-				i := bytes.Index(pending, []byte(engine.SudoPrompt))
+				i := bytes.Index(pending, []byte(wire.SudoPrompt))
 				if i < 0 {
 					break
 				}
-				pending = pending[i+len(engine.SudoPrompt):]
+				pending = pending[i+len(wire.SudoPrompt):]
 				select {
 				case prompts <- struct{}{}:
 				default:
 				}
 			}
-			if len(pending) > len(engine.SudoPrompt) {
-				pending = pending[len(pending)-len(engine.SudoPrompt):]
+			if len(pending) > len(wire.SudoPrompt) {
+				pending = pending[len(pending)-len(wire.SudoPrompt):]
 			}
 		}
 		if err != nil {
@@ -602,7 +602,7 @@ func (r *Remote) connect(ctx context.Context) error {
 		return r.conn.DialNode(ctx, net.JoinHostPort("127.0.0.1", port))
 	}
 	if r.tunnel {
-		c := engine.NewClient(direct, tlsConf, tunnel)
+		c := wire.NewClient(direct, tlsConf, tunnel)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if err := c.Ping(pctx); err != nil {
@@ -612,7 +612,7 @@ func (r *Remote) connect(ctx context.Context) error {
 		r.client = c
 		return nil
 	}
-	c := engine.NewClient(direct, tlsConf, nil)
+	c := wire.NewClient(direct, tlsConf, nil)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := c.Ping(pctx)
 	cancel()
@@ -621,7 +621,7 @@ func (r *Remote) connect(ctx context.Context) error {
 		return nil
 	}
 	c.Close()
-	c = engine.NewClient(direct, tlsConf, tunnel)
+	c = wire.NewClient(direct, tlsConf, tunnel)
 	pctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 	terr := c.Ping(pctx)
 	cancel()
@@ -709,7 +709,7 @@ func (r *Remote) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetu
 }
 
 // Install implements Agent.
-func (r *Remote) Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+func (r *Remote) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
 	octx, done := r.op(ctx)
 	defer done()
 	res, err := r.client.Install(octx, req, emit)
@@ -727,13 +727,13 @@ func (r *Remote) Cancel(ctx context.Context) error {
 // engine finish the component it installs, stop what its installs started,
 // remove its firewall rules and its directory, and report; then it checks
 // the directory is gone and closes the connection.
-func (r *Remote) Close(ctx context.Context) (*engine.CleanupReport, error) {
+func (r *Remote) Close(ctx context.Context) (*wire.CleanupReport, error) {
 	r.closeOnce.Do(func() { r.closeRep, r.closeErr = r.close(ctx) })
 	return r.closeRep, r.closeErr
 }
 
-func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
-	rep := &engine.CleanupReport{Node: r.name}
+func (r *Remote) close(ctx context.Context) (*wire.CleanupReport, error) {
+	rep := &wire.CleanupReport{Node: r.name}
 	var errs []error
 	if r.stopBeat != nil {
 		r.stopBeat()
@@ -761,7 +761,7 @@ func (r *Remote) close(ctx context.Context) (*engine.CleanupReport, error) {
 				if !ok {
 					break read
 				}
-				var sl engine.StartLine
+				var sl wire.StartLine
 				if json.Unmarshal(l, &sl) == nil && sl.Cleanup != nil {
 					rep.Merge(sl.Cleanup)
 					got = true
@@ -829,7 +829,7 @@ func hostOf(a net.Addr) string {
 	return h
 }
 
-func describe(rep *engine.CleanupReport) string {
+func describe(rep *wire.CleanupReport) string {
 	var parts []string
 	if len(rep.Processes) > 0 {
 		parts = append(parts, "processes "+strings.Join(rep.Processes, ", "))
@@ -850,4 +850,4 @@ func describe(rep *engine.CleanupReport) string {
 }
 
 // Describe is a one-line account of a clean-up report.
-func Describe(rep *engine.CleanupReport) string { return describe(rep) }
+func Describe(rep *wire.CleanupReport) string { return describe(rep) }

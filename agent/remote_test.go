@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/baseline"
 	"github.com/fleetup/fleetup/depot"
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/internal/testbaseline"
 	"github.com/fleetup/fleetup/internal/testenv"
 	"github.com/fleetup/fleetup/pki"
@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	engineBin = filepath.Join(dir, engine.BinaryName)
+	engineBin = filepath.Join(dir, wire.BinaryName)
 	cmd := exec.Command("go", "build", "-o", engineBin, "../cmd/fleetup-engine")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build engine: %v\n%s", err, out)
@@ -107,7 +107,7 @@ func TestRemoteOverLocalTransport(t *testing.T) {
 	if err != nil || len(probes) != 1 || !probes[0].Applicable || probes[0].Installed != "" {
 		t.Fatalf("probe: %v %+v", err, probes)
 	}
-	res, err := r.Install(ctx, engine.InstallRequest{Items: []engine.InstallItem{{Component: comps[0], Action: fleetup.ActionUpdate}}}, func(fleetup.Event) {})
+	res, err := r.Install(ctx, wire.InstallRequest{Items: []wire.InstallItem{{Component: comps[0], Action: fleetup.ActionUpdate}}}, func(fleetup.Event) {})
 	if err != nil || len(res) != 1 || res[0].Phase != fleetup.PhaseInstalled || res[0].After != "1.0" {
 		t.Fatalf("install: %v %+v", err, res)
 	}
@@ -117,7 +117,7 @@ func TestRemoteOverLocalTransport(t *testing.T) {
 	}
 	var engineDir string
 	for _, f := range rep.Files {
-		if strings.Contains(f, engine.DirPrefix+runID) {
+		if strings.Contains(f, wire.DirPrefix+runID) {
 			engineDir = f
 		}
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"strings"
 	"time"
 
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/transport"
 )
 
@@ -16,10 +16,10 @@ import (
 // even if their engine still runs, everything with all, else only what no
 // live engine owns. It then removes itself and closes conn. opts needs
 // RunID, Engine and, for a non-root user with a sudo password, Password.
-func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOptions, runs []string, all bool) (*engine.CleanupReport, error) {
+func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOptions, runs []string, all bool) (*wire.CleanupReport, error) {
 	r := &Remote{name: name, conn: conn, opts: opts, lines: make(chan []byte, 16)}
 	defer conn.Close()
-	var rep *engine.CleanupReport
+	var rep *wire.CleanupReport
 	err := func() error {
 		if err := r.scout(ctx); err != nil {
 			return err
@@ -39,7 +39,7 @@ func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOpt
 			if !ok {
 				return r.startError(fmt.Errorf("the sweep ended without a report"))
 			}
-			rep = &engine.CleanupReport{}
+			rep = &wire.CleanupReport{}
 			if err := json.Unmarshal(l, rep); err != nil {
 				return fmt.Errorf("sweep report %q: %w", l, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"io"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/orchestrator"
 )
 
@@ -107,7 +107,7 @@ func (a *simAgent) Probe(ctx context.Context, comps []fleetup.Component) ([]flee
 	return out, nil
 }
 
-func (a *simAgent) Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+func (a *simAgent) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
 	var res []fleetup.ComponentResult
 	for _, it := range req.Items {
 		emit(fleetup.Event{Component: it.Component.ID, Phase: fleetup.PhaseInstall})
@@ -120,8 +120,8 @@ func (a *simAgent) Install(ctx context.Context, req engine.InstallRequest, emit 
 
 func (a *simAgent) Cancel(ctx context.Context) error { return nil }
 
-func (a *simAgent) Close(ctx context.Context) (*engine.CleanupReport, error) {
-	return &engine.CleanupReport{Node: a.name, Files: []string{"/tmp/fleetup-sim"}}, nil
+func (a *simAgent) Close(ctx context.Context) (*wire.CleanupReport, error) {
+	return &wire.CleanupReport{Node: a.name, Files: []string{"/tmp/fleetup-sim"}}, nil
 }
 
 // childSim runs the orchestrator over simulated nodes, printing every event

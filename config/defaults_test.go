@@ -1,11 +1,11 @@
 package config_test
 
 import (
+	"github.com/fleetup/fleetup/wire"
 	"testing"
 
 	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/depot"
-	"github.com/fleetup/fleetup/engine"
 )
 
 // TestDefaultsAgree checks that config's defaults are the ones the depot
@@ -14,7 +14,7 @@ func TestDefaultsAgree(t *testing.T) {
 	if config.DefaultHTTPPort != depot.DefaultHTTPPort || config.DefaultHTTPSPort != depot.DefaultHTTPSPort {
 		t.Errorf("config %d/%d, depot %d/%d", config.DefaultHTTPPort, config.DefaultHTTPSPort, depot.DefaultHTTPPort, depot.DefaultHTTPSPort)
 	}
-	if config.DefaultEnginePort != engine.DefaultPort {
-		t.Errorf("config engine port %d, engine %d", config.DefaultEnginePort, engine.DefaultPort)
+	if config.DefaultEnginePort != wire.DefaultPort {
+		t.Errorf("config engine port %d, engine %d", config.DefaultEnginePort, wire.DefaultPort)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/fleetup/fleetup/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestServiceRefusesChangedPayload(t *testing.T) {
 	if err := os.WriteFile(bad.Path, []byte("echo BAD\n"), 0o644); err != nil { // same size, other bytes
 		t.Fatal(err)
 	}
-	res := svc.Install(context.Background(), InstallRequest{Items: []InstallItem{{Component: bad}, {Component: good}}}, func(fleetup.Event) {})
+	res := svc.Install(context.Background(), wire.InstallRequest{Items: []wire.InstallItem{{Component: bad}, {Component: good}}}, func(fleetup.Event) {})
 	if res[0].Phase != fleetup.PhaseFailed || res[1].Phase != fleetup.PhaseInstalled {
 		t.Fatalf("phases %s, %s; want failed, installed", res[0].Phase, res[1].Phase)
 	}
@@ -88,7 +89,7 @@ func TestServiceCancelSkipsTheRest(t *testing.T) {
 	fi := &fakeInstaller{}
 	svc := &Service{Installers: map[fleetup.Kind]installer.Installer{fleetup.KindScript: fi}, Fetcher: FileFetcher{}, WorkDir: dir}
 	a, b := component(t, dir, "a", "a\n"), component(t, dir, "b", "b\n")
-	res := svc.Install(context.Background(), InstallRequest{Items: []InstallItem{{Component: a}, {Component: b}}}, func(ev fleetup.Event) {
+	res := svc.Install(context.Background(), wire.InstallRequest{Items: []wire.InstallItem{{Component: a}, {Component: b}}}, func(ev fleetup.Event) {
 		if ev.Component == "a" && ev.Phase == fleetup.PhaseInstall {
 			svc.Cancel()
 		}
@@ -101,7 +102,7 @@ func TestServiceCancelSkipsTheRest(t *testing.T) {
 func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	root := t.TempDir()
 	mk := func(run string, pid int) string {
-		d := filepath.Join(root, DirPrefix+run+".Ab12Cd")
+		d := filepath.Join(root, wire.DirPrefix+run+".Ab12Cd")
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +114,7 @@ func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	}
 	// A live "engine": a process whose command line names the engine.
 	live := exec.Command("sleep", "60")
-	live.Args[0] = BinaryName
+	live.Args[0] = wire.BinaryName
 	if err := live.Start(); err != nil {
 		t.Fatal(err)
 	}

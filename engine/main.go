@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"io"
 	"log"
 	"net"
@@ -71,7 +72,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 				timeout = d
 			}
 		}
-		status, err := Dial(args[1], timeout)
+		status, err := wire.Dial(args[1], timeout)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s: %v\n", status, err)
 		} else {
@@ -94,7 +95,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if exe, err := os.Executable(); err == nil {
 			opts.Keep = filepath.Dir(exe)
 		}
-		fmt.Fprintln(stdout, Hello)
+		fmt.Fprintln(stdout, wire.Hello)
 		rep := Sweep(context.Background(), opts)
 		_ = json.NewEncoder(stdout).Encode(rep)
 		return 0
@@ -104,44 +105,10 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 }
 
-// Dial tries a TCP connection to addr and classifies the outcome: "open",
-// "refused" (the host answered with a reset) or "filtered" (no answer in
-// time, or unreachable).
-func Dial(addr string, timeout time.Duration) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
-	if err == nil {
-		c.Close()
-		return "open", nil
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return "refused", err
-	}
-	return "filtered", err
-}
-
 type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// StartLine is the first line of the engine's answer after its Config, and
-// CleanupLine its last line before it exits. With serve --dial, a line with
-// Dial comes first, between Hello and the Config.
-type StartLine struct {
-	Dial    *DialResult    `json:"dial,omitempty"`
-	Ready   *Ready         `json:"ready,omitempty"`
-	Swept   *CleanupReport `json:"swept,omitempty"`
-	Cleanup *CleanupReport `json:"cleanup,omitempty"`
-}
-
-// DialResult is how the node's attempt to reach an address ended: Status
-// is "open", "refused" or "filtered" (see Dial), Error the reason when it
-// is not open.
-type DialResult struct {
-	Addr   string `json:"addr"`
-	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
-}
 
 // dialTimeout bounds serve --dial's attempt.
 const dialTimeout = 3 * time.Second
@@ -151,14 +118,14 @@ func serve(dial string, stdin io.Reader, stdout, stderr io.Writer) int {
 	logger := log.New(stderr, "fleetup-engine: ", log.LstdFlags|log.Lmicroseconds)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	fmt.Fprintln(stdout, Hello)
+	fmt.Fprintln(stdout, wire.Hello)
 	if dial != "" {
-		res := &DialResult{Addr: dial}
+		res := &wire.DialResult{Addr: dial}
 		var err error
-		if res.Status, err = Dial(dial, dialTimeout); err != nil {
+		if res.Status, err = wire.Dial(dial, dialTimeout); err != nil {
 			res.Error = err.Error()
 		}
-		_ = json.NewEncoder(stdout).Encode(StartLine{Dial: res})
+		_ = json.NewEncoder(stdout).Encode(wire.StartLine{Dial: res})
 	}
 
 	br := bufio.NewReaderSize(stdin, 64<<10)
@@ -168,7 +135,7 @@ func serve(dial string, stdin io.Reader, stdout, stderr io.Writer) int {
 		selfRemove(logger)
 		return 1
 	}
-	var cfg Config
+	var cfg wire.Config
 	if err := json.Unmarshal(line, &cfg); err != nil {
 		fail(stdout, logger, fmt.Errorf("config: %w", err))
 		return 1
@@ -188,10 +155,10 @@ func serve(dial string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		rep := e.cleanup(0)
 		fail(stdout, logger, err)
-		_ = json.NewEncoder(stdout).Encode(StartLine{Cleanup: rep})
+		_ = json.NewEncoder(stdout).Encode(wire.StartLine{Cleanup: rep})
 		return 1
 	}
-	_ = json.NewEncoder(stdout).Encode(StartLine{Ready: ready, Swept: swept})
+	_ = json.NewEncoder(stdout).Encode(wire.StartLine{Ready: ready, Swept: swept})
 
 	eof := make(chan struct{})
 	go func() {
@@ -223,13 +190,13 @@ wait:
 	}
 	logger.Printf("stopping: %s", reason)
 	rep := e.cleanup(2 * time.Minute)
-	_ = json.NewEncoder(stdout).Encode(StartLine{Cleanup: rep})
+	_ = json.NewEncoder(stdout).Encode(wire.StartLine{Cleanup: rep})
 	return 0
 }
 
 func fail(stdout io.Writer, logger *log.Logger, err error) {
 	logger.Print(err)
-	_ = json.NewEncoder(stdout).Encode(StartLine{Ready: &Ready{Error: err.Error(), PID: os.Getpid()}})
+	_ = json.NewEncoder(stdout).Encode(wire.StartLine{Ready: &wire.Ready{Error: err.Error(), PID: os.Getpid()}})
 }
 
 // selfRemove removes the engine's own directory when it never got going.
@@ -246,7 +213,7 @@ func selfRemove(logger *log.Logger) {
 }
 
 type engine struct {
-	cfg      Config
+	cfg      wire.Config
 	dir      string
 	logger   *log.Logger
 	runner   *proc.Runner
@@ -258,7 +225,7 @@ type engine struct {
 	tag      string
 }
 
-func (e *engine) start() (*Ready, *CleanupReport, error) {
+func (e *engine) start() (*wire.Ready, *wire.CleanupReport, error) {
 	cfg := e.cfg
 	if !ValidRunID(cfg.RunID) {
 		return nil, nil, fmt.Errorf("config: bad run id %q", cfg.RunID)
@@ -303,7 +270,7 @@ func (e *engine) start() (*Ready, *CleanupReport, error) {
 	if err != nil {
 		return nil, swept, err
 	}
-	ready := &Ready{Port: port, PID: os.Getpid(), Dir: e.dir, PortMoved: moved}
+	ready := &wire.Ready{Port: port, PID: os.Getpid(), Dir: e.dir, PortMoved: moved}
 	e.tag = firewall.TagPrefix + cfg.RunID
 	if e.dir != "" {
 		st := State{RunID: cfg.RunID, PID: os.Getpid(), Port: port, Tag: e.tag, Started: time.Now()}
@@ -336,7 +303,7 @@ func (e *engine) start() (*Ready, *CleanupReport, error) {
 
 	workDir := filepath.Join(e.dir, "payloads")
 	if e.dir == "" {
-		workDir, err = os.MkdirTemp("", DirPrefix+cfg.RunID+".")
+		workDir, err = os.MkdirTemp("", wire.DirPrefix+cfg.RunID+".")
 		if err != nil {
 			ln.Close()
 			return nil, swept, err
@@ -368,10 +335,10 @@ func (e *engine) start() (*Ready, *CleanupReport, error) {
 
 // listen binds the engine's port: the configured one, or, when the default
 // is taken and the user did not choose it, the next free one.
-func listen(cfg Config) (net.Listener, int, string, error) {
+func listen(cfg wire.Config) (net.Listener, int, string, error) {
 	port := cfg.Port
 	if port == 0 {
-		port = DefaultPort
+		port = wire.DefaultPort
 	}
 	tries := 1
 	if !cfg.PortExplicit {
@@ -401,8 +368,8 @@ func listen(cfg Config) (net.Listener, int, string, error) {
 // cleanup stops installs (waiting up to grace for the component being
 // installed), the server, every marked process, removes the firewall rules
 // and the engine's directory, and says what it removed.
-func (e *engine) cleanup(grace time.Duration) *CleanupReport {
-	rep := &CleanupReport{Node: e.cfg.Node}
+func (e *engine) cleanup(grace time.Duration) *wire.CleanupReport {
+	rep := &wire.CleanupReport{Node: e.cfg.Node}
 	if e.svc != nil {
 		e.svc.Cancel()
 		deadline := time.Now().Add(grace)

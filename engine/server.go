@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"github.com/fleetup/fleetup/wire"
 	"io"
 	"net/http"
 	"sync"
@@ -47,7 +48,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.invMu.Unlock()
 		writeJSON(w, inv)
 	case r.URL.Path == "/v1/probe" && r.Method == http.MethodPost:
-		var req ProbeRequest
+		var req wire.ProbeRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
@@ -59,7 +60,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, h.Service.Probe(r.Context(), inv, req.Components))
 	case r.URL.Path == "/v1/install" && r.Method == http.MethodPost:
-		var req InstallRequest
+		var req wire.InstallRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
@@ -74,13 +75,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // install streams events as JSON lines while the install runs, then the
 // results. The stream also keeps the watchdog fed.
-func (h *Handler) install(w http.ResponseWriter, r *http.Request, req InstallRequest) {
+func (h *Handler) install(w http.ResponseWriter, r *http.Request, req wire.InstallRequest) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	var mu sync.Mutex
 	enc := json.NewEncoder(w)
-	send := func(l InstallLine) {
+	send := func(l wire.InstallLine) {
 		mu.Lock()
 		defer mu.Unlock()
 		_ = enc.Encode(l)
@@ -91,9 +92,9 @@ func (h *Handler) install(w http.ResponseWriter, r *http.Request, req InstallReq
 		if h.OnEvent != nil {
 			h.OnEvent(ev)
 		}
-		send(InstallLine{Event: &ev})
+		send(wire.InstallLine{Event: &ev})
 	})
-	send(InstallLine{Results: results, Done: true})
+	send(wire.InstallLine{Results: results, Done: true})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

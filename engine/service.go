@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"io"
 	"os"
 	"path/filepath"
@@ -141,7 +142,7 @@ func (s *Service) Stop() {
 // Install installs the items in order, sending progress to emit, and
 // returns one result per item. Cancel (or ctx ending) skips the items not
 // yet started; the item being installed is finished first.
-func (s *Service) Install(ctx context.Context, req InstallRequest, emit func(fleetup.Event)) []fleetup.ComponentResult {
+func (s *Service) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) []fleetup.ComponentResult {
 	s.init()
 	s.installMu.Lock()
 	defer s.installMu.Unlock()
@@ -178,7 +179,7 @@ func (s *Service) event(c *fleetup.Component, ph fleetup.Phase, msg string) flee
 	return fleetup.Event{Time: time.Now(), Node: s.Node, Component: c.ID, Phase: ph, Message: msg}
 }
 
-func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req InstallRequest, emit func(fleetup.Event), res *fleetup.ComponentResult) error {
+func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req wire.InstallRequest, emit func(fleetup.Event), res *fleetup.ComponentResult) error {
 	inst, ok := s.Installers[c.Kind]
 	if !ok {
 		return fmt.Errorf("this engine cannot install %q components", c.Kind)
@@ -289,8 +290,8 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); retur
 
 // Cleanup ends everything this service's installs started (processes that
 // carry the run's marker) and removes its work directory.
-func (s *Service) Cleanup(grace time.Duration) *CleanupReport {
-	rep := &CleanupReport{Node: s.Node}
+func (s *Service) Cleanup(grace time.Duration) *wire.CleanupReport {
+	rep := &wire.CleanupReport{Node: s.Node}
 	if s.Runner != nil && s.Runner.Marker != "" {
 		killed, err := killMarked(s.Runner.Marker, grace)
 		rep.Processes = append(rep.Processes, killed...)

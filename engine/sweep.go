@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -55,7 +56,7 @@ var runIDPattern = regexp.MustCompile(`^(cleanup-)?[0-9]{8}-[0-9]{6}-[0-9a-f]{6}
 func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
 // dirPattern is an engine directory's name: "fleetup-<run>.XXXXXX" (mktemp).
-var dirPattern = regexp.MustCompile(`^` + DirPrefix + `(.+)\.[A-Za-z0-9]{6}$`)
+var dirPattern = regexp.MustCompile(`^` + wire.DirPrefix + `(.+)\.[A-Za-z0-9]{6}$`)
 
 // MakeDir makes a fresh private directory (0700) for run under parent,
 // named as the manager's scouting names them, so a sweep recognises it.
@@ -69,7 +70,7 @@ func MakeDir(parent, run string) (string, error) {
 		for j := range b {
 			b[j] = letters[int(b[j])%len(letters)]
 		}
-		dir := filepath.Join(parent, DirPrefix+run+"."+string(b[:]))
+		dir := filepath.Join(parent, wire.DirPrefix+run+"."+string(b[:]))
 		err := os.Mkdir(dir, 0o700)
 		if err == nil {
 			return dir, nil
@@ -97,8 +98,8 @@ func RunIDFromDir(dir string) string {
 // tagged with their run ids. A live engine of another run is left alone
 // unless its run is named in opts.Runs or opts.All is set. It must run as
 // root to see and stop everything.
-func Sweep(ctx context.Context, opts SweepOptions) *CleanupReport {
-	rep := &CleanupReport{}
+func Sweep(ctx context.Context, opts SweepOptions) *wire.CleanupReport {
+	rep := &wire.CleanupReport{}
 	named := map[string]bool{}
 	for _, r := range opts.Runs {
 		named[r] = true
@@ -110,7 +111,7 @@ func Sweep(ctx context.Context, opts SweepOptions) *CleanupReport {
 	dead := map[string]bool{}
 	live := map[string]bool{}
 	for _, root := range roots {
-		dirs, _ := filepath.Glob(filepath.Join(root, DirPrefix+"*"))
+		dirs, _ := filepath.Glob(filepath.Join(root, wire.DirPrefix+"*"))
 		for _, dir := range dirs {
 			if opts.Keep != "" && sameDir(dir, opts.Keep) {
 				continue
@@ -214,7 +215,7 @@ func engineAlive(pid int) bool {
 	if err != nil {
 		return false
 	}
-	return strings.Contains(string(b), BinaryName)
+	return strings.Contains(string(b), wire.BinaryName)
 }
 
 func markerOf(pid int) string {

@@ -9,12 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"sync"
 	"time"
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/version"
 )
 
@@ -54,7 +54,7 @@ type NodeResult struct {
 	Error      string                    `json:"error,omitempty"`
 	Inventory  *fleetup.Inventory        `json:"inventory,omitempty"`
 	Components []fleetup.ComponentResult `json:"components,omitempty"`
-	Cleanup    *engine.CleanupReport     `json:"cleanup,omitempty"`
+	Cleanup    *wire.CleanupReport       `json:"cleanup,omitempty"`
 	// CleanupError says what could not be confirmed removed.
 	CleanupError string        `json:"cleanup_error,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
@@ -133,7 +133,7 @@ func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
 	if err != nil {
 		return finish(ctx, opts, n, res, ag, fmt.Errorf("analysis: %w", err))
 	}
-	var items []engine.InstallItem
+	var items []wire.InstallItem
 	for i := range comps {
 		act, reason := Decide(&comps[i], probes[i], opts.Downgrade, opts.Rewrite)
 		res.Components = append(res.Components, fleetup.ComponentResult{
@@ -141,7 +141,7 @@ func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
 		})
 		emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateAnalysis, Component: comps[i].ID, Message: string(act) + describeReason(reason)})
 		if act.Installs() {
-			items = append(items, engine.InstallItem{Component: comps[i], Action: act, Installed: probes[i].Installed})
+			items = append(items, wire.InstallItem{Component: comps[i], Action: act, Installed: probes[i].Installed})
 		}
 	}
 	if opts.DryRun || len(items) == 0 {
@@ -168,7 +168,7 @@ func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
 
 // install runs the install so that a cancel of ctx lets the node finish the
 // component it is on (bounded by CancelGrace) and still report.
-func install(ctx context.Context, opts Options, ag agent.Agent, items []engine.InstallItem) ([]fleetup.ComponentResult, error) {
+func install(ctx context.Context, opts Options, ag agent.Agent, items []wire.InstallItem) ([]fleetup.ComponentResult, error) {
 	grace := opts.CancelGrace
 	if grace == 0 {
 		grace = 2 * time.Minute
@@ -188,7 +188,7 @@ func install(ctx context.Context, opts Options, ag agent.Agent, items []engine.I
 		}
 	})
 	defer stop()
-	return ag.Install(ictx, engine.InstallRequest{Items: items, Downgrade: opts.Downgrade, Rewrite: opts.Rewrite}, func(ev fleetup.Event) {
+	return ag.Install(ictx, wire.InstallRequest{Items: items, Downgrade: opts.Downgrade, Rewrite: opts.Rewrite}, func(ev fleetup.Event) {
 		ev.Node = ag.Name()
 		ev.State = fleetup.StateDeploy
 		emit(opts, ev)

@@ -3,13 +3,13 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"github.com/fleetup/fleetup/wire"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/engine"
 )
 
 func TestDecide(t *testing.T) {
@@ -62,7 +62,7 @@ func (a *fakeAgent) Probe(ctx context.Context, comps []fleetup.Component) ([]fle
 	}
 	return out, nil
 }
-func (a *fakeAgent) Install(ctx context.Context, req engine.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+func (a *fakeAgent) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
 	var res []fleetup.ComponentResult
 	for _, it := range req.Items {
 		a.mu.Lock()
@@ -84,11 +84,11 @@ func (a *fakeAgent) Cancel(ctx context.Context) error {
 	a.mu.Unlock()
 	return nil
 }
-func (a *fakeAgent) Close(ctx context.Context) (*engine.CleanupReport, error) {
+func (a *fakeAgent) Close(ctx context.Context) (*wire.CleanupReport, error) {
 	a.mu.Lock()
 	a.closed++
 	a.mu.Unlock()
-	return &engine.CleanupReport{}, nil
+	return &wire.CleanupReport{}, nil
 }
 
 func comps() []*fleetup.Component {

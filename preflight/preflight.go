@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"net"
 	"net/netip"
 	"slices"
@@ -36,7 +37,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/transport"
 )
 
@@ -335,7 +335,7 @@ func dialNode(ctx context.Context, h *Hop, addr string, timeout time.Duration) {
 		timeout = max(time.Until(d), time.Millisecond)
 	}
 	start := time.Now()
-	status, err := engine.Dial(net.JoinHostPort(addr, strconv.Itoa(h.Port)), timeout)
+	status, err := wire.Dial(net.JoinHostPort(addr, strconv.Itoa(h.Port)), timeout)
 	h.Took = time.Since(start)
 	h.Status = status
 	if err != nil {

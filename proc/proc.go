@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -107,8 +106,7 @@ func (r *Runner) Command(ctx context.Context, env []string, name string, args ..
 	argv = append(argv, args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(r.environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = r.WaitDelay
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = 5 * time.Second
@@ -202,7 +200,7 @@ func KillMarked(marker string, grace time.Duration) ([]int, error) {
 		return nil, err
 	}
 	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		_ = terminate(pid)
 	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
@@ -214,7 +212,7 @@ func KillMarked(marker string, grace time.Duration) ([]int, error) {
 	}
 	left, _ := Marked(marker)
 	for _, pid := range left {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_ = kill(pid)
 	}
 	return pids, nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetup/fleetup/wire"
 	"runtime"
 	"sync"
 
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/managerfw"
 )
@@ -83,7 +83,7 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 			for _, r := range recs {
 				runs = append(runs, r.RunID)
 			}
-			rep, err := func() (*engine.CleanupReport, error) {
+			rep, err := func() (*wire.CleanupReport, error) {
 				conn, err := opts.dial(ctx, t, password, signers)
 				if err != nil {
 					return nil, err
@@ -107,7 +107,7 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 			if opts.JSON {
 				out.line(struct {
 					Type string `json:"type"`
-					*engine.CleanupReport
+					*wire.CleanupReport
 				}{"cleanup", rep})
 			} else if rep.Empty() {
 				out.notice(name, "nothing to remove")

@@ -172,7 +172,7 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	var nodes []orchestrator.Node
 	if len(ts) == 0 {
 		nodes = []orchestrator.Node{{Name: "localhost", Open: func(ctx context.Context) (agent.Agent, error) {
-			return agent.NewLocal(agent.LocalOptions{RunID: runID, FwupdPlugins: opts.plugins()})
+			return openLocal(runID, opts.plugins())
 		}}}
 	} else {
 		jr, err := journal.Open(stateDir)

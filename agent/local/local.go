@@ -1,0 +1,82 @@
+//go:build linux
+
+// Package local is the agent for the machine the manager runs on: the
+// node-side work (package engine's Service) done in-process, with no SSH,
+// no engine binary and no TLS. It passes the same conformance suite
+// (agent/agenttest) as the remote agents. The local node is a Linux node
+// (fwupd, dpkg, rpm); on other systems the manager reaches nodes only.
+package local
+
+import (
+	"context"
+	"github.com/fleetup/fleetup/wire"
+	"os"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/engine"
+	"github.com/fleetup/fleetup/installer"
+	"github.com/fleetup/fleetup/inventory"
+	"github.com/fleetup/fleetup/proc"
+)
+
+// Agent updates the machine the manager runs on, in-process: no SSH, no
+// engine binary, no TLS. Payloads are read from the baseline, copied into a
+// private work directory while their hash is checked, and installed from
+// there.
+type Agent struct {
+	svc *engine.Service
+}
+
+// Options configure a Local agent.
+type Options struct {
+	RunID        string
+	FwupdPlugins []string
+}
+
+// New returns the agent for the local node.
+func New(opts Options) (*Agent, error) {
+	dir, err := engine.MakeDir(os.TempDir(), opts.RunID)
+	if err != nil {
+		return nil, err
+	}
+	runner := &proc.Runner{Marker: opts.RunID, Env: []string{"NO_COLOR=1"}}
+	svc := &engine.Service{
+		Node:       "localhost",
+		Runner:     runner,
+		Installers: installer.ByKind(installer.Config{Runner: runner, FwupdPlugins: opts.FwupdPlugins}),
+		Inventory:  inventory.Options{FwupdPlugins: opts.FwupdPlugins},
+		Fetcher:    engine.FileFetcher{},
+		WorkDir:    dir,
+	}
+	return &Agent{svc: svc}, nil
+}
+
+// Name implements agent.Agent.
+func (l *Agent) Name() string { return "localhost" }
+
+// Inventory implements agent.Agent.
+func (l *Agent) Inventory(ctx context.Context) (*fleetup.Inventory, error) {
+	return l.svc.Collect(ctx), nil
+}
+
+// Probe implements agent.Agent.
+func (l *Agent) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
+	return l.svc.Probe(ctx, l.svc.Collect(ctx), comps), nil
+}
+
+// Install implements agent.Agent.
+func (l *Agent) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+	return l.svc.Install(ctx, req, emit), nil
+}
+
+// Cancel implements agent.Agent.
+func (l *Agent) Cancel(ctx context.Context) error {
+	l.svc.Cancel()
+	return nil
+}
+
+// Close implements agent.Agent.
+func (l *Agent) Close(ctx context.Context) (*wire.CleanupReport, error) {
+	return l.svc.Cleanup(3 * time.Second), nil
+}

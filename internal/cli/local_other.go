@@ -1,0 +1,15 @@
+//go:build !linux
+
+package cli
+
+import (
+	"runtime"
+
+	"github.com/fleetup/fleetup/agent"
+)
+
+// openLocal refuses the local node: fleetup updates the machine it runs on
+// only on Linux; elsewhere it is a manager of remote nodes.
+func openLocal(string, []string) (agent.Agent, error) {
+	return nil, usagef("no --target given, and fleetup updates the machine it runs on only on Linux (this is %s): name the nodes with --target, --nodes or --inputfile", runtime.GOOS)
+}
