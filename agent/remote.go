@@ -46,8 +46,10 @@ type RemoteOptions struct {
 	// SweepRuns are earlier runs the journal says left something on this node.
 	SweepRuns []string
 	// Placed is called once the engine directory exists on the node, so the
-	// caller can journal it before anything else happens.
-	Placed func(dir string, pid, port int)
+	// caller can journal it before anything else happens, and again with
+	// the engine's pid and port once it runs. An error (the journal cannot
+	// be written) ends the node: what was placed is removed again.
+	Placed func(dir string, pid, port int) error
 	// Notice receives messages the user should see (port moved, firewall
 	// opened, leftovers removed, tunnel used).
 	Notice func(msg string)
@@ -189,7 +191,9 @@ func (r *Remote) place(ctx context.Context, lines []string) error {
 		return fmt.Errorf("%w (%s)", ErrNoExecDir, strings.Join(skips, "; "))
 	}
 	if r.opts.Placed != nil {
-		r.opts.Placed(r.dir, 0, 0)
+		if err := r.opts.Placed(r.dir, 0, 0); err != nil {
+			return fmt.Errorf("journal the engine directory %s: %w", r.dir, err)
+		}
 	}
 	goarch, ok := map[string]string{"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[arch]
 	if !ok {
@@ -395,7 +399,9 @@ func (r *Remote) start(ctx context.Context) error {
 		return r.startError(errors.New("the engine did not answer its configuration within 3m"))
 	}
 	if r.opts.Placed != nil {
-		r.opts.Placed(r.dir, r.ready.PID, r.ready.Port)
+		if err := r.opts.Placed(r.dir, r.ready.PID, r.ready.Port); err != nil {
+			return fmt.Errorf("journal the engine: %w", err)
+		}
 	}
 	if r.ready.PortMoved != "" {
 		r.notice(r.ready.PortMoved)

@@ -342,10 +342,11 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 		FwupdPlugins:       s.opts.plugins(),
 		SweepRuns:          sweep,
 		Tunnel:             s.opts.Tunnel,
-		Placed: func(dir string, pid, port int) {
-			if s.run != nil {
-				_ = s.run.Record(journal.NodeRecord{Node: name, State: journal.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
+		Placed: func(dir string, pid, port int) error {
+			if s.run == nil {
+				return nil
 			}
+			return s.run.Record(journal.NodeRecord{Node: name, State: journal.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
 		},
 		Notice: func(msg string) { s.notice(name, msg) },
 	})
