@@ -1,27 +1,53 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"strings"
 	"time"
 
 	"github.com/fleetup/fleetup/transport"
+	"github.com/fleetup/fleetup/wire"
 )
 
-// Sweep places a fresh engine on the node behind conn and has it remove
-// what earlier runs left there (see engine.Sweep): the runs named in runs
-// even if their engine still runs, everything with all, else only what no
-// live engine owns. It then removes itself and closes conn. opts needs
-// RunID, Engine and, for a non-root user with a sudo password, Password.
+// Sweep places a fresh engine on the POSIX node behind conn and has it
+// remove what earlier runs left there (see engine.Sweep): the runs named in
+// runs even if their engine still runs, everything with all, else only
+// what no live engine owns. It then removes itself and closes conn. opts
+// needs RunID, Engine and, for a non-root user with a sudo password,
+// Password.
 func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOptions, runs []string, all bool) (*wire.CleanupReport, error) {
-	r := &Remote{name: name, conn: conn, opts: opts, lines: make(chan []byte, 16)}
+	if opts.Node == "" {
+		opts.Node = name
+	}
+	s := &posixSession{conn: conn, spec: opts.spec(), password: opts.Password, timeout: opts.StartTimeout, lines: make(chan []byte, 16)}
+	if s.timeout == 0 {
+		s.timeout = 60 * time.Second
+	}
 	defer conn.Close()
 	var rep *wire.CleanupReport
 	err := func() error {
-		if err := r.scout(ctx); err != nil {
+		var out bytes.Buffer
+		if err := conn.Run(ctx, s.scoutScript(), nil, &out, nil); err != nil {
+			return fmt.Errorf("scout: %w", err)
+		}
+		sr, err := parseScout(strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"), opts.RunID)
+		if err != nil {
+			return err
+		}
+		s.loginDir = sr.Dir
+		goarch, err := goarchOf(sr.Arch)
+		if err != nil {
+			return err
+		}
+		bin, err := opts.Engine(goarch)
+		if err != nil {
+			return err
+		}
+		sum, err := placeEngine(ctx, conn, sr.Dir, bin)
+		if err != nil {
 			return err
 		}
 		args := []string{"sweep"}
@@ -31,36 +57,32 @@ func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOpt
 		if all {
 			args = append(args, "--all")
 		}
-		if err := r.launch(ctx, strings.Join(args, " ")); err != nil {
+		if err := s.launch(ctx, strings.Join(args, " "), sum); err != nil {
 			return err
 		}
-		select {
-		case l, ok := <-r.lines:
-			if !ok {
-				return r.startError(fmt.Errorf("the sweep ended without a report"))
-			}
-			rep = &wire.CleanupReport{}
-			if err := json.Unmarshal(l, rep); err != nil {
-				return fmt.Errorf("sweep report %q: %w", l, err)
-			}
-		case <-time.After(5 * time.Minute):
-			return fmt.Errorf("the sweep did not finish within 5m")
-		case <-ctx.Done():
-			return ctx.Err()
+		l, err := s.nextLine(ctx, 5*time.Minute, "with its sweep report")
+		if err != nil {
+			return err
 		}
-		_ = r.proc.Wait()
+		rep = &wire.CleanupReport{}
+		if err := json.Unmarshal(l, rep); err != nil {
+			return fmt.Errorf("sweep report %q: %w", truncate(l, 200), err)
+		}
+		_ = s.proc.Wait()
 		return nil
 	}()
-	if r.proc != nil {
-		_ = r.proc.Close()
+	if s.proc != nil {
+		_ = s.proc.Close()
 	}
-	if r.dir != "" {
-		q := transport.ShellQuote(r.dir)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		if cerr := conn.Run(cctx, "rm -rf "+q, nil, nil, nil); cerr != nil && err == nil {
-			err = fmt.Errorf("remove the sweeper's own directory %s: %w", r.dir, cerr)
+	// The sweeper's own directories: the login's (rootScript removes it)
+	// and the root-owned copy (the sweeper keeps it: it runs from there).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if s.loginDir != "" {
+		q := transport.ShellQuote(s.loginDir)
+		if cerr := conn.Run(cctx, "rm -rf -- "+q, nil, nil, nil); cerr != nil && err == nil {
+			err = fmt.Errorf("remove the sweeper's own directory %s: %w", s.loginDir, cerr)
 		}
-		cancel()
 	}
 	if rep != nil {
 		rep.Node = name

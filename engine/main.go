@@ -97,6 +97,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, wire.Hello)
 		rep := Sweep(context.Background(), opts)
+		// The sweeper's own directory goes too: it is root's, which the
+		// manager's login may not remove.
+		if opts.Keep != "" && RunIDFromDir(opts.Keep) != "" {
+			if err := os.RemoveAll(opts.Keep); err != nil {
+				rep.Errors = append(rep.Errors, err.Error())
+			}
+		}
 		_ = json.NewEncoder(stdout).Encode(rep)
 		return 0
 	default:
