@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"github.com/fleetup/fleetup/wire"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,9 +51,12 @@ type Options struct {
 
 // NodeResult is the outcome of one node.
 type NodeResult struct {
-	Node       string                    `json:"node"`
-	State      fleetup.NodeState         `json:"state"`
-	Error      string                    `json:"error,omitempty"`
+	Node  string            `json:"node"`
+	State fleetup.NodeState `json:"state"`
+	Error string            `json:"error,omitempty"`
+	// FailedIn is the phase (scouting, inventory, analysis, deploy or
+	// cleanup) in which a failed or cancelled node ended.
+	FailedIn   fleetup.NodeState         `json:"failed_in,omitempty"`
 	Inventory  *fleetup.Inventory        `json:"inventory,omitempty"`
 	Components []fleetup.ComponentResult `json:"components,omitempty"`
 	Cleanup    *wire.CleanupReport       `json:"cleanup,omitempty"`
@@ -79,12 +84,14 @@ func Run(ctx context.Context, opts Options) []NodeResult {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()
 			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
 				results[i].State = fleetup.StateCancelled
 				results[i].Error = "cancelled before the node was reached"
 				emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCancelled, Message: results[i].Error})
 				return
 			}
-			results[i] = runNode(ctx, opts, n)
+			results[i] = safeRunNode(ctx, opts, n)
 		}()
 	}
 	wg.Wait()
@@ -100,11 +107,43 @@ func emit(opts Options, ev fleetup.Event) {
 	}
 }
 
-func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
+// safeRunNode is runNode that turns a panic while working on the node
+// (a bug, or a node that got the better of a parser) into that node's
+// failure: the other nodes go on, and the agent is still closed.
+func safeRunNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
+	var ag agent.Agent
+	var phase fleetup.NodeState
+	start := time.Now()
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		res = NodeResult{Node: n.Name, State: phase}
+		err := fmt.Errorf("internal error on this node (a bug in fleetup; the other nodes go on): %v\n%s", p, debug.Stack())
+		res = finishSafely(ctx, opts, n, res, ag, err)
+		res.Duration = time.Since(start)
+	}()
+	return runNode(ctx, opts, n, &ag, &phase)
+}
+
+// finishSafely is finish that survives a panic in the agent's Close.
+func finishSafely(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.Agent, err error) (out NodeResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.CleanupError = fmt.Sprintf("clean-up not confirmed: internal error: %v", p)
+			out = finish(ctx, opts, n, res, nil, err)
+		}
+	}()
+	return finish(ctx, opts, n, res, ag, err)
+}
+
+func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase *fleetup.NodeState) (res NodeResult) {
 	start := time.Now()
 	res = NodeResult{Node: n.Name}
 	state := func(s fleetup.NodeState, msg string) {
 		res.State = s
+		*phase = s
 		emit(opts, fleetup.Event{Node: n.Name, State: s, Message: msg})
 	}
 	defer func() { res.Duration = time.Since(start) }()
@@ -112,12 +151,21 @@ func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
 	state(fleetup.StateScouting, "")
 	ag, err := n.Open(ctx)
 	if err != nil {
+		if ag != nil {
+			// An Open that fails cleans up itself; an agent it returns
+			// anyway is closed too.
+			return finish(ctx, opts, n, res, ag, err)
+		}
 		return finish(ctx, opts, n, res, nil, err)
 	}
+	*agp = ag
 	state(fleetup.StateInventory, "")
 	inv, err := ag.Inventory(ctx)
 	if err != nil {
-		return finish(ctx, opts, n, res, ag, fmt.Errorf("inventory: %w", err))
+		return finish(ctx, opts, n, res, ag, err)
+	}
+	if inv == nil {
+		return finish(ctx, opts, n, res, ag, errors.New("the node answered no inventory"))
 	}
 	res.Inventory = inv
 	if opts.InventoryOnly {
@@ -131,14 +179,29 @@ func runNode(ctx context.Context, opts Options, n Node) (res NodeResult) {
 	}
 	probes, err := ag.Probe(ctx, comps)
 	if err != nil {
-		return finish(ctx, opts, n, res, ag, fmt.Errorf("analysis: %w", err))
+		return finish(ctx, opts, n, res, ag, err)
+	}
+	if len(probes) != len(comps) {
+		return finish(ctx, opts, n, res, ag, fmt.Errorf("the node answered %d probes for %d components", len(probes), len(comps)))
 	}
 	var items []wire.InstallItem
 	for i := range comps {
-		act, reason := Decide(&comps[i], probes[i], opts.Downgrade, opts.Rewrite)
-		res.Components = append(res.Components, fleetup.ComponentResult{
+		if probes[i].ComponentID != comps[i].ID {
+			return finish(ctx, opts, n, res, ag, fmt.Errorf("the node answered probe %d for %q, not %q", i, probes[i].ComponentID, comps[i].ID))
+		}
+		act, reason, derr := Decide(&comps[i], probes[i], opts.Downgrade, opts.Rewrite)
+		cr := fleetup.ComponentResult{
 			ComponentID: comps[i].ID, Version: comps[i].Version, Installed: probes[i].Installed, Action: act, Reason: reason,
-		})
+		}
+		if derr != nil {
+			// Analysis that cannot decide fails the component: it is
+			// neither installed nor called not applicable.
+			cr.Phase, cr.Error = fleetup.PhaseFailed, "analysis: "+derr.Error()
+			res.Components = append(res.Components, cr)
+			emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateAnalysis, Component: comps[i].ID, Phase: fleetup.PhaseFailed, Message: cr.Error})
+			continue
+		}
+		res.Components = append(res.Components, cr)
 		emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateAnalysis, Component: comps[i].ID, Message: string(act) + describeReason(reason)})
 		if act.Installs() {
 			items = append(items, wire.InstallItem{Component: comps[i], Action: act, Installed: probes[i].Installed})
@@ -197,6 +260,10 @@ func install(ctx context.Context, opts Options, ag agent.Agent, items []wire.Ins
 
 // finish cleans up the node and sets its end state.
 func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.Agent, err error) NodeResult {
+	phase := res.State
+	if err != nil {
+		err = inPhase(phase, err)
+	}
 	if ag != nil {
 		res.State = fleetup.StateCleanup
 		emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCleanup})
@@ -225,6 +292,7 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 	}
 	switch {
 	case err != nil:
+		res.FailedIn = phase
 		res.Error = err.Error()
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			res.State = fleetup.StateCancelled
@@ -233,9 +301,11 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		}
 	case failed > 0:
 		res.State = fleetup.StateFailed
+		res.FailedIn = phase
 		res.Error = fmt.Sprintf("%d component(s) failed", failed)
 	case ctx.Err() != nil:
 		res.State = fleetup.StateCancelled
+		res.FailedIn = phase
 		res.Error = "cancelled"
 	case reboot:
 		res.State = fleetup.StateRebootNeeded
@@ -253,6 +323,18 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 	return res
 }
 
+// inPhase names the phase in err, unless err names it already.
+func inPhase(phase fleetup.NodeState, err error) error {
+	word := map[fleetup.NodeState]string{
+		fleetup.StateScouting: "scout", fleetup.StateInventory: "inventory",
+		fleetup.StateAnalysis: "analysis", fleetup.StateDeploy: "deploy", fleetup.StateCleanup: "clean-up",
+	}[phase]
+	if word == "" || strings.HasPrefix(err.Error(), word) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", phase, err)
+}
+
 func describeReason(r string) string {
 	if r == "" {
 		return ""
@@ -260,28 +342,29 @@ func describeReason(r string) string {
 	return ": " + r
 }
 
-// Decide is analysis for one component on one node.
-func Decide(c *fleetup.Component, p fleetup.Probe, downgrade, rewrite bool) (fleetup.Action, string) {
+// Decide is analysis for one component on one node. An error (versions
+// that cannot be compared) is the component's failure, never a decision.
+func Decide(c *fleetup.Component, p fleetup.Probe, downgrade, rewrite bool) (fleetup.Action, string, error) {
 	if !p.Applicable {
-		return fleetup.ActionNotApplicable, p.Reason
+		return fleetup.ActionNotApplicable, p.Reason, nil
 	}
 	if p.Installed == "" {
-		return fleetup.ActionUpdate, "not installed"
+		return fleetup.ActionUpdate, "not installed", nil
 	}
 	cmp, err := version.Compare(c.VersionFormat, c.Version, p.Installed)
 	if err != nil {
-		return fleetup.ActionNotApplicable, fmt.Sprintf("cannot compare installed version %q with %q: %v", p.Installed, c.Version, err)
+		return "", "", fmt.Errorf("cannot compare the installed version %q with %q (%s): %w", p.Installed, c.Version, c.VersionFormat, err)
 	}
 	switch {
 	case cmp > 0:
-		return fleetup.ActionUpdate, p.Installed + " → " + c.Version
+		return fleetup.ActionUpdate, p.Installed + " → " + c.Version, nil
 	case cmp == 0 && rewrite:
-		return fleetup.ActionRewrite, p.Installed + " installed; rewriting"
+		return fleetup.ActionRewrite, p.Installed + " installed; rewriting", nil
 	case cmp == 0:
-		return fleetup.ActionUpToDate, p.Installed + " installed"
+		return fleetup.ActionUpToDate, p.Installed + " installed", nil
 	case downgrade:
-		return fleetup.ActionDowngrade, p.Installed + " → " + c.Version
+		return fleetup.ActionDowngrade, p.Installed + " → " + c.Version, nil
 	default:
-		return fleetup.ActionNeedDowngrade, p.Installed + " installed is newer; use --downgrade"
+		return fleetup.ActionNeedDowngrade, p.Installed + " installed is newer; use --downgrade", nil
 	}
 }

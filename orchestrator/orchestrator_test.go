@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/fleetup/fleetup/wire"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,8 +31,8 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := Decide(c, tt.probe, tt.downgrade, tt.rewrite)
-			if got != tt.want {
+			got, reason, err := Decide(c, tt.probe, tt.downgrade, tt.rewrite)
+			if err != nil || got != tt.want {
 				t.Errorf("Decide = %s (%s), want %s", got, reason, tt.want)
 			}
 		})
@@ -47,12 +48,18 @@ type fakeAgent struct {
 	closed    int
 	failOpen  error
 	perItem   time.Duration
+	// panicIn panics in that method ("inventory", "install", "close").
+	panicIn string
 }
 
 var _ agent.Agent = (*fakeAgent)(nil)
 
 func (a *fakeAgent) Name() string { return a.name }
 func (a *fakeAgent) Inventory(ctx context.Context) (*fleetup.Inventory, error) {
+	if a.panicIn == "inventory" {
+		var m map[string]int
+		m["x"]++ // a nil map write: the kind of bug one node's answer may trigger
+	}
 	return &fleetup.Inventory{Hostname: a.name}, nil
 }
 func (a *fakeAgent) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
@@ -88,6 +95,9 @@ func (a *fakeAgent) Close(ctx context.Context) (*wire.CleanupReport, error) {
 	a.mu.Lock()
 	a.closed++
 	a.mu.Unlock()
+	if a.panicIn == "close" {
+		panic("close exploded")
+	}
 	return &wire.CleanupReport{}, nil
 }
 
@@ -171,5 +181,117 @@ func TestDryRunInstallsNothing(t *testing.T) {
 	}
 	if res[0].State != fleetup.StateComplete || a.closed != 1 {
 		t.Errorf("state %s closed %d", res[0].State, a.closed)
+	}
+}
+
+// A comparison that fails is the component's failure, and so the node's:
+// never "not applicable" and a clean exit.
+func TestUncomparableVersionFailsTheComponent(t *testing.T) {
+	c := &fleetup.Component{ID: "fw", Version: "1.2.5", VersionFormat: "dpkg"}
+	if _, _, err := Decide(c, fleetup.Probe{Applicable: true, Installed: "x:1.0"}, false, false); err == nil {
+		t.Fatal(`Decide compared 1.2.5 with "x:1.0" as dpkg versions`)
+	}
+	a := &fakeAgent{name: "n", installed: map[string]string{"fw": "x:1.0"}}
+	res := Run(context.Background(), Options{
+		Components: []*fleetup.Component{c, {ID: "b", Version: "2.0", VersionFormat: "dpkg"}},
+		Nodes:      []Node{{Name: "n", Open: func(context.Context) (agent.Agent, error) { return a, nil }}},
+	})
+	r := res[0]
+	if r.State != fleetup.StateFailed || r.FailedIn != fleetup.StateDeploy {
+		t.Errorf("state %s (failed in %s), want failed", r.State, r.FailedIn)
+	}
+	if len(r.Components) != 2 || r.Components[0].Phase != fleetup.PhaseFailed || !strings.Contains(r.Components[0].Error, "x:1.0") {
+		t.Fatalf("components %+v", r.Components)
+	}
+	if r.Components[1].Phase != fleetup.PhaseInstalled {
+		t.Errorf("the other component was not installed: %+v", r.Components[1])
+	}
+}
+
+// A panic while working on one node fails that node, with the phase, and
+// the other nodes complete; the panicking node's agent is still closed.
+func TestPanicFailsOnlyThatNode(t *testing.T) {
+	for _, where := range []string{"inventory", "close"} {
+		t.Run(where, func(t *testing.T) {
+			bad := &fakeAgent{name: "bad", panicIn: where}
+			good := &fakeAgent{name: "good"}
+			res := Run(context.Background(), Options{
+				Components: comps(),
+				Nodes: []Node{
+					{Name: "bad", Open: func(context.Context) (agent.Agent, error) { return bad, nil }},
+					{Name: "good", Open: func(context.Context) (agent.Agent, error) { return good, nil }},
+				},
+			})
+			if len(res) != 2 {
+				t.Fatalf("%d results", len(res))
+			}
+			if res[1].State != fleetup.StateComplete {
+				t.Errorf("good node: %s %s", res[1].State, res[1].Error)
+			}
+			b := res[0]
+			if where == "inventory" {
+				if b.State != fleetup.StateFailed || b.FailedIn != fleetup.StateInventory || !strings.Contains(b.Error, "internal error") {
+					t.Errorf("bad node: state %s in %s: %s", b.State, b.FailedIn, b.Error)
+				}
+			} else if b.CleanupError == "" {
+				t.Errorf("bad node: a panic in Close left no clean-up error: %+v", b)
+			}
+			if bad.closed == 0 {
+				t.Error("the panicking node's agent was never closed")
+			}
+		})
+	}
+}
+
+// Errors name the phase the node failed in.
+func TestErrorsNameThePhase(t *testing.T) {
+	res := Run(context.Background(), Options{
+		Components: comps(),
+		Nodes: []Node{{Name: "down", Open: func(context.Context) (agent.Agent, error) {
+			return nil, errors.New("connection refused")
+		}}},
+	})
+	if r := res[0]; r.FailedIn != fleetup.StateScouting || !strings.HasPrefix(r.Error, "scouting: ") {
+		t.Errorf("failed in %q: %q", r.FailedIn, r.Error)
+	}
+}
+
+// A cancel before a node got its turn ends it at once: it is never opened.
+func TestCancelWhileWaitingForASlot(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 2)
+	var opened sync.Map
+	open := func(name string) func(context.Context) (agent.Agent, error) {
+		return func(ctx context.Context) (agent.Agent, error) {
+			opened.Store(name, true)
+			started <- struct{}{}
+			<-ctx.Done() // holds the only slot until the cancel
+			time.Sleep(50 * time.Millisecond)
+			return nil, ctx.Err()
+		}
+	}
+	done := make(chan []NodeResult)
+	go func() {
+		done <- Run(ctx, Options{
+			Components: comps(), Parallel: 1,
+			Nodes:      []Node{{Name: "a", Open: open("a")}, {Name: "b", Open: open("b")}},
+		})
+	}()
+	<-started
+	cancel()
+	select {
+	case res := <-done:
+		n := 0
+		opened.Range(func(any, any) bool { n++; return true })
+		if n != 1 {
+			t.Errorf("%d nodes opened, want 1: the other was opened after the cancel", n)
+		}
+		for _, r := range res {
+			if r.State != fleetup.StateCancelled {
+				t.Errorf("node %s: %s, want cancelled", r.Node, r.State)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of the cancel")
 	}
 }
