@@ -274,7 +274,7 @@ func TestCancelWhileWaitingForASlot(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Options{
 			Components: comps(), Parallel: 1,
-			Nodes:      []Node{{Name: "a", Open: open("a")}, {Name: "b", Open: open("b")}},
+			Nodes: []Node{{Name: "a", Open: open("a")}, {Name: "b", Open: open("b")}},
 		})
 	}()
 	<-started
