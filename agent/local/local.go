@@ -9,26 +9,34 @@ package local
 
 import (
 	"context"
-	"github.com/fleetup/fleetup/wire"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/engine"
 	"github.com/fleetup/fleetup/installer"
 	"github.com/fleetup/fleetup/inventory"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/wire"
 )
 
-// Agent updates the machine the manager runs on, in-process: no SSH, no
-// engine binary, no TLS. Payloads are read from the baseline, copied into a
-// private work directory while their hash is checked, and installed from
-// there.
+// Agent updates the machine the manager runs on, in-process. Payloads are
+// read from the baseline, copied into a private work directory while their
+// hash is checked, and installed from there.
 type Agent struct {
 	svc *engine.Service
+
+	mu      sync.Mutex
+	closed  bool
+	closing sync.Once
+	rep     *wire.CleanupReport
 }
 
-// Options configure a Local agent.
+var _ agent.Agent = (*Agent)(nil)
+
+// Options configure a local agent.
 type Options struct {
 	RunID        string
 	FwupdPlugins []string
@@ -52,31 +60,74 @@ func New(opts Options) (*Agent, error) {
 	return &Agent{svc: svc}, nil
 }
 
+// check refuses work after Close or with an ended context, as every agent
+// does.
+func (l *Agent) check(ctx context.Context) error {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return agent.ErrClosed
+	}
+	return ctx.Err()
+}
+
 // Name implements agent.Agent.
 func (l *Agent) Name() string { return "localhost" }
 
 // Inventory implements agent.Agent.
 func (l *Agent) Inventory(ctx context.Context) (*fleetup.Inventory, error) {
-	return l.svc.Collect(ctx), nil
+	if err := l.check(ctx); err != nil {
+		return nil, err
+	}
+	inv := l.svc.Collect(ctx)
+	// An inventory cut short by the context is no inventory.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return inv, nil
 }
 
 // Probe implements agent.Agent.
 func (l *Agent) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
-	return l.svc.Probe(ctx, l.svc.Collect(ctx), comps), nil
+	if err := l.check(ctx); err != nil {
+		return nil, err
+	}
+	p := l.svc.Probe(ctx, l.svc.Collect(ctx), comps)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Install implements agent.Agent.
 func (l *Agent) Install(ctx context.Context, req wire.InstallRequest, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+	if err := l.check(ctx); err != nil {
+		return nil, err
+	}
 	return l.svc.Install(ctx, req, emit), nil
 }
 
 // Cancel implements agent.Agent.
 func (l *Agent) Cancel(ctx context.Context) error {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return agent.ErrClosed
+	}
 	l.svc.Cancel()
 	return nil
 }
 
 // Close implements agent.Agent.
 func (l *Agent) Close(ctx context.Context) (*wire.CleanupReport, error) {
-	return l.svc.Cleanup(3 * time.Second), nil
+	l.closing.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		l.svc.Cancel()
+		l.rep = l.svc.Cleanup(3 * time.Second)
+	})
+	return l.rep, nil
 }

@@ -1,0 +1,174 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/agent/agenttest"
+	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/internal/testenv"
+	"github.com/fleetup/fleetup/lab"
+	"github.com/fleetup/fleetup/pki"
+	sshtr "github.com/fleetup/fleetup/transport/ssh"
+)
+
+// labHarness is the remote agent over SSH to a lab node (real sshd, its
+// own network and firewall), as user (root, or a sudo user with the lab's
+// password).
+type labHarness struct {
+	lab  *lab.Lab
+	node *lab.Node
+	user string
+
+	mu   sync.Mutex
+	runs []string
+}
+
+const labIdle = 3 * time.Second
+
+func newLab(t *testing.T) *lab.Lab {
+	testenv.RequireRoot(t)
+	testenv.RequireTools(t, "sshd", "nft")
+	return lab.New(t, lab.Options{Nodes: 1})
+}
+
+func (h *labHarness) open(t *testing.T, comps []*fleetup.Component) agent.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	run := fmt.Sprintf("20260101-000000-%06x", time.Now().UnixNano()&0xffffff)
+	h.mu.Lock()
+	h.runs = append(h.runs, run)
+	h.mu.Unlock()
+	ca, err := pki.NewCA(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ca.Issue(pki.ManagerName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := depot.New(depot.Options{TLS: pki.ServerTLS(ca.Pool(), mgr.Cert)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range comps {
+		if err := dp.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dp.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dp.Close(context.Background()) })
+	pw := func() ([]byte, error) { return []byte(h.lab.Password()), nil }
+	conn, err := sshtr.Dial(ctx, h.node.Addr(), sshtr.Options{
+		User: h.user, Signers: []gossh.Signer{h.lab.Signer()}, Password: pw,
+		KnownHostsFile: h.lab.KnownHostsFile(), KeepAlive: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := agent.RemoteOptions{
+		RunID: run, Node: h.node.Name, CA: ca, Manager: mgr, DepotPort: dp.HTTPSPort(),
+		Engine:      func(string) (string, error) { return engineBin, nil },
+		IdleTimeout: labIdle,
+	}
+	if h.user != "root" {
+		opts.Password = pw
+	}
+	a, err := agent.NewRemote(ctx, h.node.Name, conn, opts)
+	if err != nil {
+		t.Fatalf("NewRemote as %s: %v", h.user, err)
+	}
+	return a
+}
+
+// leftovers lists what of the harness's runs is on the node: directories,
+// processes (by the run id in their command line or environment) and
+// firewall rules.
+func (h *labHarness) leftovers(t *testing.T) []string {
+	t.Helper()
+	h.mu.Lock()
+	runs := append([]string(nil), h.runs...)
+	h.mu.Unlock()
+	var left []string
+	for _, run := range runs {
+		script := fmt.Sprintf(`for d in /tmp /var/tmp /dev/shm /root /home/*; do ls -d "$d"/fleetup-%[1]s.* 2>/dev/null; done
+nft list ruleset 2>/dev/null | grep -F 'fleetup:%[1]s'
+true`, run)
+		out, err := h.node.Shell(context.Background(), script)
+		if err != nil {
+			t.Fatalf("look at the node: %v: %s", err, out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if l != "" {
+				left = append(left, l)
+			}
+		}
+		// The lab's nodes share the PID namespace with the test: their
+		// processes are read here.
+		left = append(left, processesOf(run)...)
+	}
+	return left
+}
+
+// processesOf lists the processes whose command line names run's
+// directory or whose environment carries its marker.
+func processesOf(run string) []string {
+	var out []string
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range pids {
+		cmd, _ := os.ReadFile(p + "/cmdline")
+		env, _ := os.ReadFile(p + "/environ")
+		if strings.Contains(string(cmd), "fleetup-"+run) || strings.Contains("\x00"+string(env)+"\x00", "\x00FLEETUP_RUN="+run+"\x00") {
+			out = append(out, fmt.Sprintf("process %s: %s", filepath.Base(p), strings.ReplaceAll(string(cmd), "\x00", " ")))
+		}
+	}
+	return out
+}
+
+func (h *labHarness) harness(t *testing.T) agenttest.Harness {
+	markers := filepath.Join(h.lab.Dir, "markers-"+h.user)
+	if err := os.MkdirAll(markers, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return agenttest.Harness{
+		Open:        h.open,
+		MarkerDir:   markers,
+		Leftovers:   h.leftovers,
+		IdleTimeout: labIdle,
+		Cut: func(t *testing.T) func() {
+			if err := h.node.LinkDown(); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if err := h.node.LinkUp(); err != nil {
+					t.Error(err)
+				}
+			}
+		},
+	}
+}
+
+// The remote agent passes the conformance suite over SSH, as root and as a
+// sudo user (whose engine runs from a root-owned copy).
+func TestRemoteConformance(t *testing.T) {
+	l := newLab(t)
+	for _, user := range []string{"root", lab.UserSudo} {
+		t.Run(user, func(t *testing.T) {
+			h := &labHarness{lab: l, node: l.Nodes[0], user: user}
+			agenttest.Run(t, h.harness(t))
+		})
+	}
+}
