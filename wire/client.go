@@ -89,20 +89,39 @@ func (c *Client) Install(ctx context.Context, req InstallRequest, emit func(flee
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, fmt.Errorf("engine: install: %s: %s", resp.Status, bytes.TrimSpace(msg))
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	return ReadInstallStream(resp.Body, emit)
+}
+
+// MaxInstallLine bounds one line of the install stream.
+const MaxInstallLine = 16 << 20
+
+// ReadInstallStream reads the install response stream (InstallLine per
+// line), passing each event to emit, and returns the results. A stream
+// that ends without results, a line that is not an InstallLine, or one
+// longer than MaxInstallLine is an error: the node's state is then
+// unknown. Events from the node are passed on with their text bounded.
+func ReadInstallStream(r io.Reader, emit func(fleetup.Event)) ([]fleetup.ComponentResult, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxInstallLine)
 	for sc.Scan() {
 		var l InstallLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return nil, fmt.Errorf("engine: install stream: %w", err)
 		}
 		if l.Event != nil && emit != nil {
-			emit(*l.Event)
+			ev := *l.Event
+			if len(ev.Message) > 4096 {
+				ev.Message = ev.Message[:4096] + "…"
+			}
+			emit(ev)
 		}
 		if l.Error != "" {
 			return nil, errors.New("engine: " + l.Error)
 		}
 		if l.Done {
+			if l.Results == nil {
+				return nil, errors.New("engine: install stream: done without results")
+			}
 			return l.Results, nil
 		}
 	}
