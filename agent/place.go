@@ -88,7 +88,7 @@ func parseScout(lines []string, runID string) (scoutReport, error) {
 	}
 	for _, l := range lines {
 		if len(l) > scoutMaxLine {
-			return rep, fmt.Errorf("scout: a line of %d bytes from the node", len(l))
+			return scoutReport{}, fmt.Errorf("scout: a line of %d bytes from the node", len(l))
 		}
 		k, v, _ := strings.Cut(l, "=")
 		switch k {
@@ -96,7 +96,7 @@ func parseScout(lines []string, runID string) (scoutReport, error) {
 			rep.Arch = v
 		case "dir":
 			if err := runDir(v, runID); err != nil {
-				return rep, fmt.Errorf("scout: %w", err)
+				return scoutReport{}, fmt.Errorf("scout: %w", err)
 			}
 			rep.Dir = v
 		case "skip":
