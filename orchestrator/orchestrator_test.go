@@ -295,3 +295,49 @@ func TestCancelWhileWaitingForASlot(t *testing.T) {
 		t.Fatal("Run did not return within 10s of the cancel")
 	}
 }
+
+// Each bounds the calls in flight and starts none after a cancel, even
+// when the queue is full.
+func TestEachStopsAtCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	inFlight, most, calls := 0, 0, 0
+	release := make(chan struct{})
+	done := make(chan []bool)
+	go func() {
+		done <- Each(ctx, 10, 2, func(i int) {
+			mu.Lock()
+			inFlight++
+			calls++
+			if inFlight > most {
+				most = inFlight
+			}
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		})
+	}()
+	for {
+		mu.Lock()
+		n := calls
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	close(release)
+	ran := <-done
+	n := 0
+	for _, r := range ran {
+		if r {
+			n++
+		}
+	}
+	if most > 2 || calls != 2 || n != 2 {
+		t.Errorf("most in flight %d, calls %d, ran %d; want 2, 2, 2", most, calls, n)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/fleetup/fleetup/orchestrator"
 	"sync"
 
 	"github.com/fleetup/fleetup/esxi"
@@ -81,45 +82,37 @@ func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
 	var (
 		mu     sync.Mutex
 		failed int
-		wg     sync.WaitGroup
 	)
-	sem := make(chan struct{}, opts.Parallel)
-	for _, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			name := t.String()
-			msg, err := func() (string, error) {
-				conn, err := opts.dial(ctx, t, password, signers)
-				if err != nil {
-					return "", err
-				}
-				defer conn.Close()
-				if opts.Remove {
-					removed, err := esxi.Remove(ctx, conn, eo)
-					if err != nil || !removed {
-						return "no rule file " + opts.File + "; nothing to remove", err
-					}
-					return "removed " + opts.File + "; firewall refreshed", nil
-				}
-				if err := esxi.Install(ctx, conn, xml, eo); err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("installed %s (outbound tcp %d, %d); firewall refreshed", opts.File, opts.HTTPPort, opts.HTTPSPort), nil
-			}()
-			mu.Lock()
-			defer mu.Unlock()
+	orchestrator.Each(ctx, len(ts), opts.Parallel, func(i int) {
+		t := ts[i]
+		name := t.String()
+		msg, err := func() (string, error) {
+			conn, err := opts.dial(ctx, t, password, signers)
 			if err != nil {
-				failed++
-				out.notice(name, "esxi firewall rule: "+err.Error())
-				return
+				return "", err
 			}
-			out.notice(name, msg)
+			defer conn.Close()
+			if opts.Remove {
+				removed, err := esxi.Remove(ctx, conn, eo)
+				if err != nil || !removed {
+					return "no rule file " + opts.File + "; nothing to remove", err
+				}
+				return "removed " + opts.File + "; firewall refreshed", nil
+			}
+			if err := esxi.Install(ctx, conn, xml, eo); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("installed %s (outbound tcp %d, %d); firewall refreshed", opts.File, opts.HTTPPort, opts.HTTPSPort), nil
 		}()
-	}
-	wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			out.notice(name, "esxi firewall rule: "+err.Error())
+			return
+		}
+		out.notice(name, msg)
+	})
 	if ctx.Err() != nil {
 		return errCancelled
 	}

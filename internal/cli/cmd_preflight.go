@@ -3,7 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"sync"
+	"github.com/fleetup/fleetup/orchestrator"
 	"text/tabwriter"
 	"time"
 
@@ -66,18 +66,9 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 	}
 	password := opts.password(ctx, env)
 	reports := make([]*preflight.Report, len(ts))
-	sem := make(chan struct{}, opts.Parallel)
-	var wg sync.WaitGroup
-	for i, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			reports[i] = preflightNode(ctx, &opts, kind, t, password, signers)
-		}()
-	}
-	wg.Wait()
+	orchestrator.Each(ctx, len(ts), opts.Parallel, func(i int) {
+		reports[i] = preflightNode(ctx, &opts, kind, ts[i], password, signers)
+	})
 	if ctx.Err() != nil {
 		return errCancelled
 	}
