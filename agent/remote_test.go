@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,9 +64,11 @@ func TestRemoteOverLocalTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The depot calls OnStatus from its own goroutines.
+	var postedMu sync.Mutex
 	var posted []fleetup.Event
 	dp, err := depot.New(depot.Options{HTTPPortExplicit: true, HTTPSPortExplicit: true, TLS: pki.ServerTLS(ca.Pool(), mgr.Cert),
-		OnStatus: func(node string, ev fleetup.Event) { posted = append(posted, ev) }})
+		OnStatus: func(node string, ev fleetup.Event) { postedMu.Lock(); posted = append(posted, ev); postedMu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +130,8 @@ func TestRemoteOverLocalTransport(t *testing.T) {
 	if _, err := os.Stat(engineDir); !os.IsNotExist(err) {
 		t.Errorf("engine directory %s still exists (%v)", engineDir, err)
 	}
+	postedMu.Lock()
+	defer postedMu.Unlock()
 	if len(posted) == 0 {
 		t.Errorf("the engine posted no status to the depot")
 	}
