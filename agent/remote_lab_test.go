@@ -44,6 +44,16 @@ func newLab(t *testing.T) *lab.Lab {
 
 func (h *labHarness) open(t *testing.T, comps []*fleetup.Component) agent.Agent {
 	t.Helper()
+	a, err := h.openErr(t, comps)
+	if err != nil {
+		t.Fatalf("NewRemote as %s: %v", h.user, err)
+	}
+	return a
+}
+
+// openErr is open that returns NewRemote's error.
+func (h *labHarness) openErr(t *testing.T, comps []*fleetup.Component) (agent.Agent, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run := fmt.Sprintf("20260101-000000-%06x", time.Now().UnixNano()&0xffffff)
@@ -89,9 +99,9 @@ func (h *labHarness) open(t *testing.T, comps []*fleetup.Component) agent.Agent 
 	}
 	a, err := agent.NewRemote(ctx, h.node.Name, conn, opts)
 	if err != nil {
-		t.Fatalf("NewRemote as %s: %v", h.user, err)
+		return nil, err
 	}
-	return a
+	return a, nil
 }
 
 // leftovers lists what of the harness's runs is on the node: directories,
