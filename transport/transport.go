@@ -1,8 +1,20 @@
-// Package transport defines how the manager reaches a node: run commands on
-// it, place files on it, and open connections from its side. Package ssh
-// implements it over SSH for Linux nodes, package local for the machine the
-// manager runs on. Every implementation passes the shared suite in
-// transporttest.
+// Package transport defines how the manager reaches a node, in parts that
+// each kind of node has or has not:
+//
+//   - Link: an open connection to one node, with the addresses on either
+//     end and the user it acts as. Every transport is one.
+//   - FileWriter: placing files on the node (SFTP on Linux; SMB's ADMIN$
+//     share for the Windows transport to come).
+//   - Shell: running POSIX shell command lines on the node.
+//   - Forwarder: opening connections from the node's side (SSH's
+//     forwarding), for the engine's way back to the manager.
+//
+// Conn is all four: a POSIX node (Linux over SSH in package ssh, the
+// machine the manager runs on in package local), which is what the POSIX
+// launcher of package agent needs. A Windows node's transport will be a
+// Link and a FileWriter with a service manager, no Shell; a BMC has no
+// transport of this package at all (Redfish over HTTPS). Every Conn passes
+// the shared suite in transporttest.
 package transport
 
 import (
@@ -15,10 +27,29 @@ import (
 	"sync"
 )
 
-// Conn is an open connection to one node. All methods are safe for
-// concurrent use. Close releases everything the Conn holds on the node side
-// (sessions, forwards); it does not remove files written with WriteFile.
-type Conn interface {
+// Link is an open connection to one node. All methods are safe for
+// concurrent use. Close releases everything the Link holds on the node
+// side (sessions, forwards); it does not remove files it wrote.
+type Link interface {
+	// LocalAddr is the manager's address on the path to the node (the
+	// address the node sees connections come from); nil for local.
+	LocalAddr() net.Addr
+	// RemoteAddr is the node's address; nil for local.
+	RemoteAddr() net.Addr
+	// User is the user the link acts as on the node.
+	User() string
+	Close() error
+}
+
+// FileWriter places files on a node.
+type FileWriter interface {
+	// WriteFile creates or truncates path on the node with mode and the
+	// contents of r.
+	WriteFile(ctx context.Context, path string, mode fs.FileMode, r io.Reader) error
+}
+
+// Shell runs POSIX shell command lines on a node.
+type Shell interface {
 	// Run runs the shell command line cmd on the node (through /bin/sh -c),
 	// with stdin (may be nil) and writers for its output (may be nil). A
 	// command that ran and exited non-zero returns an *ExitError.
@@ -28,23 +59,25 @@ type Conn interface {
 	// to; Process.Close ends the session (on SSH, the remote side sees its
 	// stdin close and its output pipes break).
 	Start(ctx context.Context, cmd string) (Process, error)
-	// WriteFile creates or truncates path on the node with mode and the
-	// contents of r.
-	WriteFile(ctx context.Context, path string, mode fs.FileMode, r io.Reader) error
+}
+
+// Forwarder opens connections from a node's side.
+type Forwarder interface {
 	// DialNode opens a TCP connection from the node's side to addr
 	// (host:port as the node resolves it, e.g. "127.0.0.1:62286").
 	DialNode(ctx context.Context, addr string) (net.Conn, error)
 	// ListenNode listens on addr on the node's side (e.g. "127.0.0.1:0");
 	// connections accepted there reach the returned listener on the manager.
 	ListenNode(ctx context.Context, addr string) (net.Listener, error)
-	// LocalAddr is the manager's address on the path to the node (the
-	// address the node sees connections come from); nil for local.
-	LocalAddr() net.Addr
-	// RemoteAddr is the node's address; nil for local.
-	RemoteAddr() net.Addr
-	// User is the user the commands run as on the node.
-	User() string
-	Close() error
+}
+
+// Conn is an open connection to a POSIX node: a Link that writes files,
+// runs shell commands and forwards connections.
+type Conn interface {
+	Link
+	FileWriter
+	Shell
+	Forwarder
 }
 
 // PathChecker is a Conn that can tell whether a path exists on the node
