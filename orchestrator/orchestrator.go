@@ -151,11 +151,8 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 	state(fleetup.StateScouting, "")
 	ag, err := n.Open(ctx)
 	if err != nil {
-		if ag != nil {
-			// An Open that fails cleans up itself; an agent it returns
-			// anyway is closed too.
-			return finish(ctx, opts, n, res, ag, err)
-		}
+		// An Open that fails has cleaned up after itself; what it returns
+		// besides the error (a typed nil, say) is not an agent.
 		return finish(ctx, opts, n, res, nil, err)
 	}
 	*agp = ag

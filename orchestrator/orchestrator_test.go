@@ -341,3 +341,18 @@ func TestEachStopsAtCancel(t *testing.T) {
 		t.Errorf("most in flight %d, calls %d, ran %d; want 2, 2, 2", most, calls, n)
 	}
 }
+
+// An Open that fails may hand back a typed nil next to its error; the run
+// keeps the error and never calls the nil agent.
+func TestFailedOpenTypedNil(t *testing.T) {
+	res := Run(context.Background(), Options{
+		Components: comps(),
+		Nodes: []Node{{Name: "n", Open: func(context.Context) (agent.Agent, error) {
+			var r *agent.Remote
+			return r, errors.New("copy engine: connection lost")
+		}}},
+	})
+	if r := res[0]; r.State != fleetup.StateFailed || !strings.Contains(r.Error, "copy engine: connection lost") || strings.Contains(r.Error, "internal error") {
+		t.Errorf("state %s: %s", r.State, r.Error)
+	}
+}
