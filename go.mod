@@ -11,10 +11,8 @@ require (
 	github.com/ulikunitz/xz v0.5.15
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.45.0
+	golang.org/x/sys v0.38.0
 	golang.org/x/term v0.37.0
 )
 
-require (
-	github.com/kr/fs v0.1.0 // indirect
-	golang.org/x/sys v0.38.0 // indirect
-)
+require github.com/kr/fs v0.1.0 // indirect

@@ -548,8 +548,16 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 			}
 		}
 		_ = s.proc.Close()
-		if !got && len(errs) == 0 && s.ready != nil {
-			errs = append(errs, s.startError(errors.New("the engine exited without reporting its clean-up")))
+		if !got && len(errs) == 0 && s.reading {
+			// The engine ran and died (killed, crashed) without cleaning
+			// up: a fresh one removes what it left, while the node is
+			// still reachable.
+			died := s.startError(errors.New("the engine exited without reporting its clean-up"))
+			swept, err := s.sweepSelf(ctx)
+			rep.Merge(swept)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w; removing what it left failed: %w", died, err))
+			}
 		}
 	}
 	// The engine removes its directory itself, and rootScript the login's;
@@ -583,6 +591,17 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 		return rep, fmt.Errorf("clean-up on %s: %w", s.spec.Node, errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// sweepSelf has a fresh engine remove what this run's engine left on the
+// node (its directory, processes and firewall rules).
+func (s *posixSession) sweepSelf(ctx context.Context) (*wire.CleanupReport, error) {
+	spec := s.spec
+	spec.Placed = nil
+	if !strings.HasPrefix(spec.RunID, "cleanup-") {
+		spec.RunID = "cleanup-" + spec.RunID
+	}
+	return sweepOn(ctx, s.conn, spec, s.password, s.timeout, []string{s.spec.RunID}, false)
 }
 
 // dirGone reports whether dir is known to be gone from the node, asked

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,6 +160,25 @@ func (h *labHarness) harness(t *testing.T) agenttest.Harness {
 		MarkerDir:   markers,
 		Leftovers:   h.leftovers,
 		IdleTimeout: labIdle,
+		KillEngine: func(t *testing.T) {
+			h.mu.Lock()
+			run := h.runs[len(h.runs)-1]
+			h.mu.Unlock()
+			killed := 0
+			pids, _ := filepath.Glob("/proc/[0-9]*")
+			for _, p := range pids {
+				cmd, _ := os.ReadFile(p + "/cmdline")
+				if strings.Contains(string(cmd), "fleetup-"+run) && strings.Contains(string(cmd), "serve") && !strings.Contains(string(cmd), "/bin/sh") {
+					pid, _ := strconv.Atoi(filepath.Base(p))
+					if syscall.Kill(pid, syscall.SIGKILL) == nil {
+						killed++
+					}
+				}
+			}
+			if killed == 0 {
+				t.Fatal("no engine process of the run found to kill")
+			}
+		},
 		Cut: func(t *testing.T) func() {
 			if err := h.node.LinkDown(); err != nil {
 				t.Fatal(err)

@@ -19,21 +19,26 @@ import (
 // needs RunID, Engine and, for a non-root user with a sudo password,
 // Password.
 func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOptions, runs []string, all bool) (*wire.CleanupReport, error) {
+	defer conn.Close()
 	if opts.Node == "" {
 		opts.Node = name
 	}
-	s := &posixSession{conn: conn, spec: opts.spec(), password: opts.Password, timeout: opts.StartTimeout, lines: make(chan []byte, 16)}
+	return sweepOn(ctx, conn, opts.spec(), opts.Password, opts.StartTimeout, runs, all)
+}
+
+// sweepOn is Sweep on a connection it leaves open.
+func sweepOn(ctx context.Context, conn transport.Conn, spec Spec, password func() ([]byte, error), timeout time.Duration, runs []string, all bool) (*wire.CleanupReport, error) {
+	s := &posixSession{conn: conn, spec: spec, password: password, timeout: timeout, lines: make(chan []byte, 16)}
 	if s.timeout == 0 {
 		s.timeout = 60 * time.Second
 	}
-	defer conn.Close()
 	var rep *wire.CleanupReport
 	err := func() error {
 		var out bytes.Buffer
 		if err := conn.Run(ctx, s.scoutScript(), nil, &out, nil); err != nil {
 			return fmt.Errorf("scout: %w", err)
 		}
-		sr, err := parseScout(strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"), opts.RunID)
+		sr, err := parseScout(strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n"), spec.RunID)
 		if err != nil {
 			return err
 		}
@@ -42,7 +47,7 @@ func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOpt
 		if err != nil {
 			return err
 		}
-		bin, err := opts.Engine(goarch)
+		bin, err := spec.Engine(goarch)
 		if err != nil {
 			return err
 		}
@@ -74,18 +79,18 @@ func Sweep(ctx context.Context, name string, conn transport.Conn, opts RemoteOpt
 	if s.proc != nil {
 		_ = s.proc.Close()
 	}
-	// The sweeper's own directories: the login's (rootScript removes it)
-	// and the root-owned copy (the sweeper keeps it: it runs from there).
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
+	// The sweeper's login directory (rootScript removes it, unless the
+	// sweeper never ran); its root-owned copy removes itself.
 	if s.loginDir != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
 		q := transport.ShellQuote(s.loginDir)
 		if cerr := conn.Run(cctx, "rm -rf -- "+q, nil, nil, nil); cerr != nil && err == nil {
 			err = fmt.Errorf("remove the sweeper's own directory %s: %w", s.loginDir, cerr)
 		}
 	}
 	if rep != nil {
-		rep.Node = name
+		rep.Node = spec.Node
 	}
 	return rep, err
 }

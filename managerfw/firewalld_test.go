@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetup/fleetup/firewall"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/runstate"
 )
 
 // fakeFirewalld stands in for firewall-cmd: it answers from a table of
@@ -107,7 +108,7 @@ func TestFirewalldOpenClose(t *testing.T) {
 	if err != nil || len(states) != 1 {
 		t.Fatalf("state files = %v, %v; want one", states, err)
 	}
-	if diff := cmp.Diff([]FirewalldPort{{"public", 63002}, {"trusted", 63001}, {"trusted", 63002}}, states[0].Firewalld); diff != "" {
+	if diff := cmp.Diff([]FirewalldPort{{"public", 63002}, {"trusted", 63001}, {"trusted", 63002}}, firewalldPorts(states[0])); diff != "" {
 		t.Errorf("state file's firewalld ports (-want +got):\n%s", diff)
 	}
 
@@ -158,30 +159,80 @@ func TestFirewalldDefaultZoneAndFailure(t *testing.T) {
 }
 
 // TestFirewalldCleanup: a manager that died left ports open; CleanupLocal
-// closes exactly those its state file lists.
+// closes exactly those its state file lists. Whether the manager died is
+// runstate's one rule, pid and start time: a pid that another process
+// took since is dead too, and a live manager's ports stay.
 func TestFirewalldCleanup(t *testing.T) {
-	ctx := context.Background()
-	fake := &fakeFirewalld{state: "running", open: map[string]bool{"public 63001/tcp": true, "public 22/tcp": true}}
-	dir := t.TempDir()
-	l := &Local{Cmd: fake, StateDir: dir, all: func() []firewall.Backend { return nil }}
-	dead := deadPID(t)
-	st := &state{Version: stateVersion, RunID: "run9", Tag: Tag("run9"), PID: dead, Ports: []int{63001},
-		Firewalld: []FirewalldPort{{"public", 63001}}}
-	if err := writeState(filepath.Join(l.stateDir(), "run9.json"), st); err != nil {
+	me := runstate.Self()
+	for _, tc := range []struct {
+		name  string
+		owner runstate.Owner
+		dead  bool
+	}{
+		{"manager exited", runstate.Owner{PID: deadPID(t), Start: me.Start}, true},
+		{"pid reused by another process", runstate.Owner{PID: me.PID, Start: me.Start + 1}, true},
+		{"manager alive", me, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			fake := &fakeFirewalld{state: "running", open: map[string]bool{"public 63001/tcp": true, "public 22/tcp": true}}
+			dir := t.TempDir()
+			l := &Local{Cmd: fake, StateDir: dir, JournalDir: t.TempDir(), all: func() []firewall.Backend { return nil }}
+			st := &runstate.FirewallState{RunID: "run9", Tag: Tag("run9"), Owner: tc.owner, Ports: []int{63001}}
+			if err := writeState(l.stateDir(), st, []FirewalldPort{{"public", 63001}}); err != nil {
+				t.Fatal(err)
+			}
+			removed, err := l.CleanupLocal(ctx, false)
+			if err != nil {
+				t.Fatalf("CleanupLocal: %v", err)
+			}
+			wantRemoved, wantOpen := []string{"firewalld: zone public port 63001/tcp (runtime)"}, map[string]bool{"public 22/tcp": true}
+			if !tc.dead {
+				wantRemoved, wantOpen = nil, map[string]bool{"public 63001/tcp": true, "public 22/tcp": true}
+			}
+			if diff := cmp.Diff(wantRemoved, removed); diff != "" {
+				t.Errorf("removed (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantOpen, fake.open); diff != "" {
+				t.Errorf("open ports (-want +got):\n%s", diff)
+			}
+			_, err = os.Stat(filepath.Join(l.stateDir(), "run9.json"))
+			if gone := os.IsNotExist(err); gone != tc.dead {
+				t.Errorf("state file gone: %v (%v), want %v", gone, err, tc.dead)
+			}
+		})
+	}
+}
+
+// TestUnparsableStateReported: a state file that cannot be parsed, or
+// that names another tag than its run's, is named in CleanupLocal's error
+// and left in place.
+func TestUnparsableStateReported(t *testing.T) {
+	fake := &fakeFirewalld{state: "running", open: map[string]bool{}}
+	l := &Local{Cmd: fake, StateDir: t.TempDir(), JournalDir: t.TempDir(), all: func() []firewall.Backend { return nil }}
+	if err := os.MkdirAll(l.stateDir(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	removed, err := l.CleanupLocal(ctx, false)
-	if err != nil {
-		t.Fatalf("CleanupLocal: %v", err)
+	bad := filepath.Join(l.stateDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"version":1,"run_id":"bad","ta`), 0o600)
+	st := &runstate.FirewallState{RunID: "tag", Tag: "fleetup:someone-else", Owner: runstate.Owner{PID: deadPID(t), Start: 1}}
+	if err := runstate.WriteFirewallState(l.stateDir(), st); err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"firewalld: zone public port 63001/tcp (runtime)"}, removed); diff != "" {
-		t.Errorf("removed (-want +got):\n%s", diff)
+	_, err := l.CleanupLocal(context.Background(), false)
+	for _, want := range []string{bad, filepath.Join(l.stateDir(), "tag.json"), `want tag "fleetup:mgr-tag"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CleanupLocal error %v, want it to name %s", err, want)
+		}
 	}
-	if diff := cmp.Diff(map[string]bool{"public 22/tcp": true}, fake.open); diff != "" {
-		t.Errorf("open ports (-want +got):\n%s", diff)
+	for _, f := range []string{bad, st.File} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s: %v, want it left", f, err)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(l.stateDir(), "run9.json")); !os.IsNotExist(err) {
-		t.Errorf("state file of the cleaned run: %v, want it gone", err)
+	// Whether their managers run is unknown: their rules are kept.
+	if diff := cmp.Diff([]string{"bad", "tag"}, unreadableRuns(l.stateDir(), nil)); diff != "" {
+		t.Errorf("unreadable runs (-want +got):\n%s", diff)
 	}
 }
 
@@ -253,7 +304,7 @@ func FuzzParseState(f *testing.F) {
 		if s.Tag != Tag(s.RunID) {
 			t.Fatalf("tag %q for run %q", s.Tag, s.RunID)
 		}
-		for _, p := range s.Firewalld {
+		for _, p := range firewalldPorts(s) {
 			if p.validate() != nil {
 				t.Fatalf("invalid port %+v accepted", p)
 			}

@@ -19,9 +19,10 @@
 // opened is also written, before any rule is made, to a state file
 // localfw/RUNID.json under /run/fleetup (the same for every manager on the
 // machine, whatever its journal directory) together with the manager's
-// pid, so that CleanupLocal can tell the rules of a manager that died from
-// those of one that runs and can undo firewalld ports, which carry no
-// comment.
+// pid and start time, so that CleanupLocal can tell the rules of a manager
+// that died from those of one that runs and can undo firewalld ports,
+// which carry no comment. The state files, their atomic writes and the
+// liveness rule are package runstate's.
 //
 // Open does not catch signals: the caller closes the Opened it got when it
 // exits, also when SIGINT or SIGTERM cancelled its context, with a context
@@ -33,14 +34,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/fleetup/fleetup/firewall"
-	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/runstate"
 )
 
 // tagRun is what a manager's tag puts between firewall.TagPrefix and the
@@ -63,7 +63,7 @@ type Local struct {
 	// (DefaultStateDir when empty).
 	StateDir string
 	// JournalDir is the journal whose live runs CleanupLocal leaves alone
-	// besides those with a state file (journal.DefaultDir() when empty):
+	// besides those with a state file (runstate.DefaultDir() when empty):
 	// a local node engine's rules have no state file.
 	JournalDir string
 	// Cmd runs firewall-cmd; Runner when nil. Tests give a fake.
@@ -80,7 +80,7 @@ type Opened struct {
 	tag       string
 	ports     []int
 	firewalld []FirewalldPort
-	state     string // the state file
+	state     *runstate.FirewallState // what the state file says
 	rules     []string
 }
 
@@ -122,15 +122,9 @@ func (l *Local) cmd() Commander {
 // that opened its firewall, whatever journal directory each run uses, so
 // that CleanupLocal sees all of them. It is under /run: the state goes
 // when the rules do, at reboot.
-const DefaultStateDir = "/run/fleetup"
+const DefaultStateDir = runstate.DefaultRunDir
 
-func (l *Local) stateDir() string {
-	d := l.StateDir
-	if d == "" {
-		d = DefaultStateDir
-	}
-	return filepath.Join(d, "localfw")
-}
+func (l *Local) stateDir() string { return runstate.FirewallDir(l.StateDir) }
 
 // checkPorts refuses ports outside 1-65535 and returns them sorted
 // without duplicates.
@@ -164,9 +158,8 @@ func (l *Local) Open(ctx context.Context, runID string, ports []int) (*Opened, e
 	if err != nil {
 		return nil, err
 	}
-	o := &Opened{l: l, runID: runID, tag: tag, ports: ports, state: filepath.Join(l.stateDir(), runID+".json")}
-	st := newState(runID, tag, ports)
-	if err := writeState(o.state, st); err != nil {
+	o := &Opened{l: l, runID: runID, tag: tag, ports: ports, state: newState(runID, tag, ports)}
+	if err := writeState(l.stateDir(), o.state, nil); err != nil {
 		return nil, fmt.Errorf("open firewall: %w", err)
 	}
 	fail := func(err error) (*Opened, error) {
@@ -178,8 +171,7 @@ func (l *Local) Open(ctx context.Context, runID string, ports []int) (*Opened, e
 	if fw := newFirewalld(l.cmd()); fw.running(ctx) {
 		added, err := fw.open(ctx, ports, func(p FirewalldPort) error {
 			o.firewalld = append(o.firewalld, p)
-			st.Firewalld = o.firewalld
-			return writeState(o.state, st)
+			return writeState(l.stateDir(), o.state, o.firewalld)
 		})
 		o.rules = append(o.rules, describeAll(added)...)
 		if err != nil {
@@ -232,7 +224,7 @@ func (o *Opened) Close(ctx context.Context) ([]string, error) {
 	if errs != nil {
 		return removed, fmt.Errorf("close firewall: %w", errs)
 	}
-	if err := os.Remove(o.state); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeState(o.l.stateDir(), o.runID); err != nil {
 		return removed, fmt.Errorf("close firewall: %w", err)
 	}
 	return removed, nil
@@ -280,7 +272,9 @@ func runOfTag(tag string) string {
 // manager, and the firewalld ports their state files list. With all it
 // removes every fleetup rule, live runs' included. It returns a description
 // of each rule it removed, and removes the state files of the runs it
-// cleaned. A rule whose tag is a prefix of a live run's tag is left, since
+// cleaned. A run whose state file cannot be read or parsed is named in the
+// error and, but with all, taken for live: whether its manager runs is
+// unknown. A rule whose tag is a prefix of a live run's tag is left, since
 // removing it would take the live run's rules too, and reported in the
 // error.
 func (l *Local) CleanupLocal(ctx context.Context, all bool) ([]string, error) {
@@ -292,16 +286,21 @@ func (l *Local) CleanupLocal(ctx context.Context, all bool) ([]string, error) {
 	live := map[string]bool{}
 	if !all {
 		for _, s := range states {
-			if s.alive() {
+			if s.Liveness.Alive {
 				live[s.RunID] = true
 			}
 		}
+		// A run whose state file cannot be read (named in errs) may have a
+		// live manager: its rules stay until the file is fixed or --all.
+		for _, id := range unreadableRuns(l.stateDir(), states) {
+			live[id] = true
+		}
 		dir := l.JournalDir
 		if dir == "" {
-			dir = journal.DefaultDir()
+			dir = runstate.DefaultDir()
 		}
 		if _, err := os.Stat(dir); err == nil {
-			jr, err := journal.Open(dir)
+			jr, err := runstate.Open(dir)
 			if err != nil {
 				errs = append(errs, err)
 			} else {
@@ -323,13 +322,13 @@ func (l *Local) CleanupLocal(ctx context.Context, all bool) ([]string, error) {
 		if live[s.RunID] {
 			continue
 		}
-		gone, err := l.remove(ctx, s.Tag, s.Firewalld)
+		gone, err := l.remove(ctx, s.Tag, firewalldPorts(s))
 		removed = append(removed, gone...)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("run %s: %w", s.RunID, err))
 			continue
 		}
-		if err := os.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := removeState(l.stateDir(), s.RunID); err != nil {
 			errs = append(errs, err)
 		}
 	}

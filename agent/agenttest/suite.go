@@ -40,6 +40,9 @@ type Harness struct {
 	// Cut makes the node unreachable until the returned function restores
 	// it; nil for agents that cannot lose their node (the local one).
 	Cut func(t *testing.T) (restore func())
+	// KillEngine kills the engine of the agent opened last (SIGKILL: no
+	// chance to clean up); nil for agents without one.
+	KillEngine func(t *testing.T)
 	// IdleTimeout is the engine's idle timeout the harness configures:
 	// after a cut, the node cleans up by itself within about that long.
 	IdleTimeout time.Duration
@@ -55,6 +58,9 @@ func Run(t *testing.T, h Harness) {
 	// connection to test; a skip would fail CI, so it is not run at all.
 	if h.Cut != nil {
 		t.Run("lost connection", func(t *testing.T) { testLost(t, h) })
+	}
+	if h.KillEngine != nil {
+		t.Run("engine killed", func(t *testing.T) { testKilled(t, h) })
 	}
 }
 
@@ -330,4 +336,20 @@ func testLost(t *testing.T, h Harness) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// An engine killed on the node fails the call in flight at once, and Close
+// still leaves the node clean: what the dead engine left (its root-owned
+// directory, processes, firewall rules) is removed by a fresh one.
+func testKilled(t *testing.T, h Harness) {
+	a := h.Open(t, nil)
+	h.KillEngine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if inv, err := a.Inventory(ctx); err == nil {
+		t.Errorf("Inventory from a killed engine answered %+v", inv)
+	} else if ctx.Err() != nil {
+		t.Errorf("Inventory from a killed engine waited for the caller's deadline: %v", err)
+	}
+	closeClean(t, h, a)
 }

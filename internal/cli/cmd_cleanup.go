@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"runtime"
 	"sync"
 
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/managerfw"
+	"github.com/fleetup/fleetup/runstate"
+	"github.com/fleetup/fleetup/wire"
 )
 
 type cleanupOptions struct {
@@ -55,17 +55,18 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 	}
 	stateDir := opts.StateDir
 	if stateDir == "" {
-		stateDir = journal.DefaultDir()
+		stateDir = runstate.DefaultDir()
 	}
-	jr, err := journal.Open(stateDir)
+	jr, err := runstate.Open(stateDir)
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return usagef("--state-dir: %w", err)
 	}
 	out := newReporter(env.Stdout, opts.JSON)
 	password := opts.password(ctx, env)
 	runID := "cleanup-" + newRunID()
 	var mu sync.Mutex
 	failed := 0
+	var journalErrs []error // what the journal could not record
 	sem := make(chan struct{}, opts.Parallel)
 	var wg sync.WaitGroup
 	for _, t := range ts {
@@ -102,7 +103,12 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 				return
 			}
 			for _, r := range recs {
-				_ = jr.MarkCleaned(r.RunID, name)
+				// ErrUnknownRun: the run's last node was cleaned (and
+				// the run removed) by a concurrent clean-up already.
+				if err := jr.MarkCleaned(r.RunID, name); err != nil && !errors.Is(err, runstate.ErrUnknownRun) {
+					out.notice(name, "removed, but the journal still lists it: "+err.Error())
+					journalErrs = append(journalErrs, err)
+				}
 			}
 			if opts.JSON {
 				out.line(struct {
@@ -123,21 +129,26 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 	if failed > 0 {
 		return &nodesError{failed: failed, total: len(ts)}
 	}
+	if len(journalErrs) > 0 {
+		return fmt.Errorf("journal %s: %w", stateDir, errors.Join(journalErrs...))
+	}
 	return nil
 }
 
 // cleanupLocal removes from this machine's firewall what --open-firewall
 // runs whose manager died left there (with --all, live runs' rules too),
 // and the FTP credentials files of dead runs, and says what it removed.
+// Whether a run's manager died is runstate's rule (pid and start time) for
+// both.
 func cleanupLocal(ctx context.Context, env *Env, opts *cleanupOptions) error {
 	out := newReporter(env.Stdout, opts.JSON)
 	l := &managerfw.Local{JournalDir: opts.StateDir}
 	removed, err := l.CleanupLocal(context.WithoutCancel(ctx), opts.All)
 	dir := opts.StateDir
 	if dir == "" {
-		dir = journal.DefaultDir()
+		dir = runstate.DefaultDir()
 	}
-	creds, cerr := staleCredentials(dir)
+	creds, cerr := runstate.RemoveStaleFTPCredentials(dir)
 	removed = append(removed, creds...)
 	err = errors.Join(err, cerr)
 	if opts.JSON {

@@ -15,9 +15,9 @@ import (
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/config"
-	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/runstate"
 )
 
 type deployOptions struct {
@@ -132,11 +132,36 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	}
 	stateDir := opts.StateDir
 	if stateDir == "" {
-		stateDir = journal.DefaultDir()
+		stateDir = runstate.DefaultDir()
 	}
 	runID := newRunID()
 	out := newReporter(env.Stdout, opts.JSON)
 	out.runStart(runID, len(ts))
+
+	// The journal comes first: a state directory that cannot be created
+	// or written stops the run before anything starts or any node is
+	// touched. What the journal fails to record later is reported and
+	// makes the run fail.
+	var jr *runstate.Journal
+	var rj *runJournal
+	if len(ts) > 0 {
+		var run *runstate.Run
+		if jr, err = runstate.Open(stateDir); err == nil {
+			run, err = jr.Begin(runID)
+		}
+		if err != nil {
+			return usagef("--state-dir: %w", err)
+		}
+		rj = &runJournal{run: run}
+		defer func() { // early returns: the run ends with nothing placed
+			if err := rj.finish(nil); err != nil {
+				out.notice("", "journal: "+err.Error())
+			}
+		}()
+		if _, err := jr.Pending(); err != nil {
+			out.notice("", "journal: "+err.Error()+": what the runs in those files left on nodes is not swept")
+		}
+	}
 
 	// The manager's side: its web server for remote nodes, FTP for
 	// switches, and its own firewall. Each is undone when the run ends,
@@ -175,29 +200,12 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 			return openLocal(runID, opts.plugins())
 		}}}
 	} else {
-		jr, err := journal.Open(stateDir)
-		if err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		run, err := jr.Begin(runID)
-		if err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
 		setup := &remoteSetup{
 			opts: &opts.nodeOptions, runID: runID, ca: ca, manager: mgr, depotPort: srv.depot.HTTPSPort(),
-			password: opts.password(ctx, env), signers: signers, run: run, jr: jr,
+			password: opts.password(ctx, env), signers: signers, run: rj.run, jr: jr,
 			notice: out.notice,
 		}
 		nodes = setup.nodes(ts)
-		defer func() { _ = run.End() }()
-		defer func() {
-			// Nodes whose clean-up was confirmed leave the journal.
-			for _, r := range out.results {
-				if r.CleanupError == "" && r.Cleanup != nil {
-					_ = run.Record(journal.NodeRecord{Node: r.Node, State: journal.StateCleaned})
-				}
-			}
-		}()
 	}
 
 	stopNotice := context.AfterFunc(ctx, func() {
@@ -216,6 +224,10 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	})
 	out.results = results
 	out.summary(results, opts.inventory)
+	jerr := rj.finish(results)
+	if jerr != nil {
+		out.notice("", "journal: "+jerr.Error()+"; `fleetup cleanup --target NODE --run "+runID+"` removes what the run left")
+	}
 	failed := 0
 	cancelled := false
 	for _, r := range results {
@@ -232,7 +244,48 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	if failed > 0 {
 		return &nodesError{failed: failed, total: len(results)}
 	}
+	if jerr != nil {
+		return fmt.Errorf("journal %s could not record the run's end: %w", stateDir, jerr)
+	}
 	return nil
+}
+
+// runJournal ends a run's journal once, with each node's clean-up.
+type runJournal struct {
+	run  *runstate.Run
+	done bool
+}
+
+// finish records, for every node that had an engine, whether its clean-up
+// was confirmed (cleaned: the node leaves the journal) or not
+// (cleanup-failed: it stays for `fleetup cleanup`), then ends the run. A
+// node never reached keeps whatever was recorded (placed, when anything
+// was). It does nothing on a nil runJournal (no remote nodes) or after
+// the first call. Every error is returned, joined.
+func (j *runJournal) finish(results []orchestrator.NodeResult) error {
+	if j == nil || j.done {
+		return nil
+	}
+	j.done = true
+	var errs []error
+	for _, r := range results {
+		var state string
+		switch {
+		case r.CleanupError != "":
+			state = runstate.StateCleanupFailed
+		case r.Cleanup != nil:
+			state = runstate.StateCleaned
+		default:
+			continue
+		}
+		if err := j.run.SetState(r.Node, state); err != nil {
+			errs = append(errs, fmt.Errorf("node %s (%s): %w", r.Node, state, err))
+		}
+	}
+	if err := j.run.End(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // reporter prints what happens: JSON lines, or short human lines and a

@@ -15,9 +15,9 @@ import (
 
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/config"
-	"github.com/fleetup/fleetup/journal"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/secret"
 	"github.com/fleetup/fleetup/target"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
@@ -68,7 +68,7 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.EngineIdle, "engine-idle-timeout", 60*time.Second, "the engine removes itself after this long without the manager")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 15*time.Second, "bound on reaching a node over SSH")
 	fs.StringVar(&o.FwupdPlugins, "fwupd-plugins", "", "comma-separated fwupd plugins to load on nodes (e.g. test)")
-	fs.StringVar(&o.StateDir, "state-dir", "", "where the crash journal lives (default "+journal.DefaultDir()+")")
+	fs.StringVar(&o.StateDir, "state-dir", "", "where the crash journal and FTP credentials live (default "+runstate.DefaultDir()+")")
 	fs.IntVar(&o.Parallel, "parallel", 16, "nodes worked on at once")
 	fs.BoolVar(&o.JSON, "json", false, "print events and results as JSON lines")
 	fs.BoolVar(&o.Tunnel, "tunnel", false, "carry all of a node's traffic through its SSH connection (used anyway when a node cannot reach the manager)")
@@ -297,8 +297,8 @@ type remoteSetup struct {
 	depotPort int
 	password  func() ([]byte, error)
 	signers   []gossh.Signer
-	run       *journal.Run
-	jr        *journal.Journal
+	run       *runstate.Run
+	jr        *runstate.Journal
 	notice    func(node, msg string)
 }
 
@@ -320,7 +320,9 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 	}
 	var sweep []string
 	if s.jr != nil {
-		recs, _ := s.jr.ForNode(name) // an unreadable journal file only means less to sweep
+		// An unreadable journal file only means less to sweep; deploy
+		// reported it when the run began.
+		recs, _ := s.jr.ForNode(name)
 		for _, r := range recs {
 			if r.RunID != s.runID {
 				sweep = append(sweep, r.RunID)
@@ -328,7 +330,7 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 		}
 	}
 	pw := s.opts.sudoPassword(t, s.password)
-	return agent.NewRemote(ctx, name, conn, agent.RemoteOptions{
+	rem, err := agent.NewRemote(ctx, name, conn, agent.RemoteOptions{
 		RunID:              s.runID,
 		Node:               name,
 		Password:           pw,
@@ -346,10 +348,15 @@ func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (a
 			if s.run == nil {
 				return nil
 			}
-			return s.run.Record(journal.NodeRecord{Node: name, State: journal.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
+			return s.run.Record(runstate.NodeRecord{Node: name, State: runstate.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
 		},
 		Notice: func(msg string) { s.notice(name, msg) },
 	})
+	if err != nil {
+		// Not the typed nil *Remote as a non-nil Agent.
+		return nil, err
+	}
+	return rem, nil
 }
 
 func isTerminal() bool {

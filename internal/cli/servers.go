@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/fleetup/fleetup/depot"
 	"github.com/fleetup/fleetup/ftpd"
 	"github.com/fleetup/fleetup/managerfw"
+	"github.com/fleetup/fleetup/runstate"
 )
 
 // closeTimeout bounds each server's shutdown at the end of a run.
@@ -86,8 +86,9 @@ func portSource(c *config.Config, what string) string {
 
 // startFTP serves the run's components over FTP on the configured port
 // (passive data ports 63006-63010) to one user minted for this run. The
-// credentials go to a file readable by the manager's user only, for the
-// duration of the run; they are never printed.
+// credentials go to a file in the state directory readable by the
+// manager's user only (runstate.WriteFTPCredentials), for the duration of
+// the run; they are never printed.
 func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Component) error {
 	user, pass := ftpd.NewCredentials()
 	port := m.ports.FTPPort.Value
@@ -103,13 +104,9 @@ func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Componen
 			return fmt.Errorf("ftp server: %s: %w", c.File, err)
 		}
 	}
-	if err := os.MkdirAll(m.stateDir, 0o700); err != nil {
-		return fmt.Errorf("ftp credentials: %w", err)
-	}
-	cred := filepath.Join(m.stateDir, "ftp-"+m.runID+".credentials")
-	body := fmt.Sprintf("# FTP login for switches in fleetup run %s; removed when the run ends\nuser=%s\npassword=%s\nport=%d\npid=%d\n", m.runID, user, pass, port, os.Getpid())
-	if err := writeExclusive(cred, []byte(body)); err != nil {
-		return fmt.Errorf("ftp credentials: %w", err)
+	cred, err := runstate.WriteFTPCredentials(m.stateDir, runstate.FTPCredentials{RunID: m.runID, User: user, Password: pass, Port: port})
+	if err != nil {
+		return usagef("--state-dir: %w", err)
 	}
 	m.credFile = cred
 	if err := srv.Start(ctx); err != nil {
@@ -120,25 +117,6 @@ func (m *managerServers) startFTP(ctx context.Context, comps []*fleetup.Componen
 	}
 	m.ftp, m.ftpUser = srv, user
 	m.passive = m.freePassivePorts()
-	return nil
-}
-
-// writeExclusive creates path with mode 0600 and writes data; an existing
-// file is an error, so that nothing else's file is overwritten.
-func writeExclusive(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
 	return nil
 }
 
@@ -263,8 +241,8 @@ func (m *managerServers) close(ctx context.Context) {
 		cancel()
 	}
 	if m.credFile != "" {
-		if err := os.Remove(m.credFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.out.notice("", "remove the ftp credentials: "+err.Error())
+		if err := runstate.RemoveFTPCredentials(m.credFile); err != nil {
+			m.out.notice("", "remove the ftp credentials: "+err.Error()+"; `fleetup cleanup --local` removes them once this run is over")
 		}
 	}
 	if m.depot != nil {
@@ -282,44 +260,4 @@ func (m *managerServers) close(ctx context.Context) {
 			m.out.notice("", fmt.Sprintf("--open-firewall: closed tcp ports %s again (%d rule(s) removed)", joinPorts(m.fw.Ports()), len(removed)))
 		}
 	}
-}
-
-// staleCredentials removes from dir the FTP credentials files of runs
-// whose manager is gone (killed before it could remove them), and returns
-// their names.
-func staleCredentials(dir string) ([]string, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "ftp-*.credentials"))
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		pid := 0
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "pid="); ok {
-				pid, _ = strconv.Atoi(v)
-			}
-		}
-		if pid > 0 && managerAlive(pid) {
-			continue
-		}
-		if err := os.Remove(p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, "ftp credentials "+p)
-	}
-	return removed, errors.Join(errs...)
-}
-
-// managerAlive reports whether pid is a running fleetup manager.
-func managerAlive(pid int) bool {
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return err == nil && strings.HasPrefix(filepath.Base(exe), "fleetup")
 }

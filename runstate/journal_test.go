@@ -1,4 +1,4 @@
-package journal
+package runstate
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashWriterEnv); dir != "" {
+		crashWriter(dir) // never returns: the test kills it
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func open(t *testing.T, dir string) *Journal {
 	t.Helper()
@@ -43,37 +49,45 @@ func record(t *testing.T, r *Run, node, state string) {
 	}
 }
 
-// deadPID returns the pid of a process that has exited.
+// deadPID returns the pid of a process that has exited (this test
+// binary, running no test), on every platform.
 func deadPID(t *testing.T) int {
 	t.Helper()
-	cmd := exec.Command("true")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
 	return cmd.Process.Pid
 }
 
+// hasModes is false on Windows, which has no Unix file modes.
+const hasModes = runtime.GOOS != "windows"
+
 var ignoreTimes = cmpopts.IgnoreFields(NodeRecord{}, "Time")
 
 func TestCrashLeavesPendingRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	self := selfInfo()
+	self := Self()
 	tests := []struct {
 		name      string
-		owner     procInfo
+		owner     Owner
 		wantAlive bool
 	}{
 		{"manager still running", self, true},
-		{"manager dead", procInfo{PID: deadPID(t), Start: 12345, Command: self.Command}, false},
-		{"pid reused by a later process", procInfo{PID: self.PID, Start: self.Start + 1, Command: self.Command}, false},
-		{"pid running another program", procInfo{PID: self.PID, Start: self.Start, Command: "sshd"}, false},
-		{"no command recorded, not fleetup", procInfo{PID: self.PID, Start: self.Start}, false},
+		{"manager dead", Owner{PID: deadPID(t), Start: 12345}, false},
+		{"pid reused by a later process", Owner{PID: self.PID, Start: self.Start + 1}, false},
+		{"no start time recorded, pid exists", Owner{PID: self.PID}, true},
+		{"no start time recorded, pid gone", Owner{PID: deadPID(t)}, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := fmt.Sprintf("crash-%d", i)
 			j := open(t, dir)
-			j.self = func() procInfo { return tt.owner }
+			j.self = func() Owner { return tt.owner }
 			r := begin(t, j, id)
 			record(t, r, "root@[fd42:5e:0:1::2]:22", StatePlaced)
 			record(t, r, "root@198.18.2.2:22", StatePlaced)
@@ -97,6 +111,9 @@ func TestCrashLeavesPendingRun(t *testing.T) {
 			}
 			if got.Alive != tt.wantAlive || got.Ended || got.PID != tt.owner.PID {
 				t.Errorf("run: alive %v ended %v pid %d; want alive %v, not ended, pid %d", got.Alive, got.Ended, got.PID, tt.wantAlive, tt.owner.PID)
+			}
+			if got.Liveness != tt.owner.Check().Reason || got.Liveness == "" {
+				t.Errorf("run's liveness %q, want Owner.Check's reason %q", got.Liveness, tt.owner.Check().Reason)
 			}
 			want := []NodeRecord{
 				{RunID: id, Node: "node3", State: StateCleanupFailed, EngineDir: "/tmp/fleetup-" + id, EnginePID: 4242, EnginePort: 62286, FirewallTag: "fleetup-" + id},
@@ -208,6 +225,50 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// TestSetState: a node whose clean-up could not be confirmed keeps what
+// its record says of the engine, and keeps the run in the journal after
+// End, for `fleetup cleanup`.
+func TestSetState(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	j.self = func() Owner { return Owner{PID: deadPID(t), Start: 1} } // the manager then dies
+	r := begin(t, j, "r1")
+	record(t, r, "a", StatePlaced)
+	record(t, r, "b", StatePlaced)
+	if err := r.SetState("a", StateCleanupFailed); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetState("b", StateCleaned); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetState("c", StateCleanupFailed); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetState("a", "gone"); err == nil {
+		t.Error("unknown state accepted")
+	}
+	if err := r.End(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetState("a", StateCleaned); err == nil || !strings.Contains(err.Error(), "has ended") {
+		t.Errorf("SetState after End: %v", err)
+	}
+	recs, err := j.ForNode("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []NodeRecord{{RunID: "r1", Node: "a", State: StateCleanupFailed, EngineDir: "/tmp/fleetup-r1", EnginePID: 4242, EnginePort: 62286, FirewallTag: "fleetup-r1"}}
+	if diff := cmp.Diff(want, recs, ignoreTimes); diff != "" {
+		t.Errorf("ForNode (-want +got):\n%s", diff)
+	}
+	if recs, _ := j.ForNode("c"); len(recs) != 1 || recs[0].State != StateCleanupFailed {
+		t.Errorf("ForNode of a node recorded by SetState alone: %+v", recs)
+	}
+	if recs, _ := j.ForNode("b"); len(recs) != 0 {
+		t.Errorf("ForNode of a cleaned node: %+v", recs)
+	}
+}
+
 func second[T any](_ T, err error) error { return err }
 
 func listDir(t *testing.T, dir string) []string {
@@ -265,7 +326,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 {
+	if fi.Mode().Perm() != 0o600 && hasModes {
 		t.Errorf("run file mode %v, want 0600", fi.Mode().Perm())
 	}
 }
@@ -277,7 +338,7 @@ func TestOpenCreatesPrivateDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o700 {
+	if fi.Mode().Perm() != 0o700 && hasModes {
 		t.Errorf("journal dir mode %v, want 0700", fi.Mode().Perm())
 	}
 	file := filepath.Join(t.TempDir(), "f")
@@ -343,7 +404,9 @@ func TestParseRun(t *testing.T) {
 		{"with nodes", `{` + head + `,"nodes":[{"node":"a","state":"placed","time":"2025-01-01T00:00:00Z"}]}`, ""},
 		{"empty", ``, "corrupt"},
 		{"truncated", `{` + head, "corrupt"},
-		{"trailing data", `{` + head + `} {}`, "data after the run"},
+		{"trailing data", `{` + head + `} {}`, "data after the value"},
+		{"trailing garbage", `{` + head + `}x`, "data after the value"},
+		{"trailing brace", `{` + head + `}}`, "data after the value"},
 		{"unknown field", `{` + head + `,"extra":1}`, "corrupt"},
 		{"future version", `{"version":2,"run_id":"r1","pid":10,"started":"2025-01-01T00:00:00Z"}`, "unsupported version 2"},
 		{"bad run id", `{"version":1,"run_id":"../x","pid":10,"started":"2025-01-01T00:00:00Z"}`, `run id "../x"`},
@@ -369,25 +432,19 @@ func TestParseRun(t *testing.T) {
 	}
 }
 
-func TestParseStatStart(t *testing.T) {
-	got, err := parseStatStart([]byte("123 (we ird) name)) S 1 123 123 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 100 18446744073709551615\n"))
-	if err != nil || got != 98765 {
-		t.Errorf("got %d, %v; want 98765", got, err)
-	}
-	if _, err := parseStatStart([]byte("123 (x) S 1")); err == nil {
-		t.Error("short stat line accepted")
-	}
-	if _, err := procStart(os.Getpid()); err != nil {
-		t.Errorf("own stat: %v", err)
-	}
-}
-
 func TestDefaultDir(t *testing.T) {
 	t.Setenv("FLEETUP_STATE_DIR", "/srv/fleetup-state")
 	if got := DefaultDir(); got != "/srv/fleetup-state" {
 		t.Errorf("with FLEETUP_STATE_DIR: %q", got)
 	}
 	t.Setenv("FLEETUP_STATE_DIR", "")
+	if runtime.GOOS == "windows" {
+		t.Setenv("LOCALAPPDATA", `C:\Users\u\AppData\Local`)
+		if got := DefaultDir(); got != `C:\Users\u\AppData\Local\fleetup` {
+			t.Errorf("DefaultDir() = %q", got)
+		}
+		return
+	}
 	t.Setenv("XDG_STATE_HOME", "/home/u/.state")
 	want := "/home/u/.state/fleetup"
 	if os.Geteuid() == 0 {
@@ -407,7 +464,7 @@ func FuzzParseRun(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if validRunID(rf.RunID) != nil || rf.PID <= 0 {
+		if ValidRunID(rf.RunID) != nil || rf.PID <= 0 {
 			t.Fatalf("accepted an invalid run: %+v", rf)
 		}
 		for _, n := range rf.Nodes {
@@ -416,10 +473,4 @@ func FuzzParseRun(f *testing.F) {
 			}
 		}
 	})
-}
-
-func FuzzParseStatStart(f *testing.F) {
-	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5 1000 100\n"))
-	f.Add([]byte("1 (a) b) S"))
-	f.Fuzz(func(t *testing.T, data []byte) { _, _ = parseStatStart(data) })
 }

@@ -1,39 +1,17 @@
-// Package journal remembers, on the manager's disk, what a run has placed
-// on its nodes, so that what a killed or crashed run left behind (engine
-// files and processes, firewall rules) can be found and removed by
-// `fleetup cleanup` or by the next run.
-//
-// A Journal is a directory (DefaultDir) holding one JSON file per run,
-// named RUNID.json, mode 0600. A run records the manager's pid when it
-// begins, then the latest state of every node it touches: "placed" once
-// anything is on the node, "cleaned" once everything is gone again,
-// "cleanup-failed" when removing it failed. End marks the run finished; the
-// run's file is deleted as soon as the run has ended (or its manager is
-// dead) and every node is cleaned. Every other file is a run to look at:
-// Pending lists them, with Alive telling whether the manager that owns the
-// run is still running.
-//
-// Every write replaces the file atomically (temporary file in the same
-// directory, fsync, rename, fsync of the directory), so that a crash at any
-// point leaves either the old or the new content. Writers serialize on an
-// flock(2) of the run's sibling lock file RUNID.lock, so the owning manager
-// and a concurrent `fleetup cleanup` (MarkCleaned) never lose each other's
-// updates; within one process a mutex does the same. A file that cannot be
-// parsed is reported by name, never skipped silently.
-package journal
+package runstate
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -41,7 +19,7 @@ import (
 const (
 	StatePlaced        = "placed"         // something of the run is on the node
 	StateCleaned       = "cleaned"        // everything the run put there is gone
-	StateCleanupFailed = "cleanup-failed" // removing it was tried and failed
+	StateCleanupFailed = "cleanup-failed" // removing it was tried and could not be confirmed
 )
 
 // fileVersion is the version of the run file format.
@@ -74,25 +52,35 @@ type RunState struct {
 	RunID   string
 	File    string // the run's file
 	PID     int    // the manager's pid
-	Command string // the manager's program name (argv[0]'s base name)
+	Command string // the manager's program name, for people: liveness does not use it
 	Started time.Time
 	Ended   bool
 	EndedAt time.Time
-	// Alive is true while the manager that owns the run still runs: its
-	// pid exists, was started when the run's manager was, and still runs
-	// the same program.
-	Alive bool
-	Nodes []NodeRecord // sorted by node
+	// Alive is true while the manager that owns the run still runs
+	// (Owner.Check); Liveness says why.
+	Alive    bool
+	Liveness string
+	Nodes    []NodeRecord // sorted by node
 }
 
-// Journal is a journal directory. It is safe for concurrent use.
+// Journal is the journal in a state directory: one file RUNID.json per
+// run, mode 0600, holding the manager's pid and start time, and the
+// latest state of every node the run touches: "placed" once anything is
+// on the node, "cleaned" once everything is gone again, "cleanup-failed"
+// when its removal could not be confirmed. End marks the run finished;
+// the run's file is deleted as soon as the run has ended (or its manager
+// is dead) and every node is cleaned. Every other file is a run to look
+// at: Pending lists them.
+//
+// Writers of a run serialize on the lock of the run's sibling lock file
+// RUNID.lock, so that the owning manager and a concurrent `fleetup
+// cleanup` (MarkCleaned) never lose each other's updates; within one
+// process a mutex does the same. A Journal is safe for concurrent use.
 type Journal struct {
 	dir string
 	mu  sync.Mutex
-	// self describes this process for Begin; alive decides RunState.Alive.
-	// Tests replace them.
-	self  func() procInfo
-	alive func(procInfo) bool
+	// self is the owner Begin records; tests replace it.
+	self func() Owner
 }
 
 // Run is a run this process owns.
@@ -106,7 +94,7 @@ type runFile struct {
 	Version   int          `json:"version"`
 	RunID     string       `json:"run_id"`
 	PID       int          `json:"pid"`
-	ProcStart uint64       `json:"proc_start,omitempty"` // /proc/PID/stat start time, clock ticks
+	ProcStart uint64       `json:"proc_start,omitempty"` // Owner.Start
 	Command   string       `json:"command,omitempty"`
 	Started   time.Time    `json:"started"`
 	Ended     bool         `json:"ended,omitempty"`
@@ -114,69 +102,34 @@ type runFile struct {
 	Nodes     []NodeRecord `json:"nodes"`
 }
 
-// DefaultDir returns where the journal lives: $FLEETUP_STATE_DIR if set,
-// else /var/lib/fleetup for root, else $XDG_STATE_HOME/fleetup, else
-// ~/.local/state/fleetup.
-func DefaultDir() string {
-	if d := os.Getenv("FLEETUP_STATE_DIR"); d != "" {
-		return d
-	}
-	if os.Geteuid() == 0 {
-		return "/var/lib/fleetup"
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "fleetup")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return filepath.Join(os.TempDir(), "fleetup-state-"+strconv.Itoa(os.Geteuid()))
-	}
-	return filepath.Join(home, ".local", "state", "fleetup")
-}
-
 // Open opens the journal in dir, creating the directory (mode 0700) if
 // needed. Temporary files that crashed writers left more than an hour ago
-// are removed.
+// are removed. Errors name dir.
 func Open(dir string) (*Journal, error) {
-	if dir == "" {
-		return nil, errors.New("open journal: empty directory name")
+	if err := mkdir(dir); err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open journal: %w", err)
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open journal: %w", err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("open journal: %s is not a directory", dir)
-	}
-	if tmps, err := filepath.Glob(filepath.Join(dir, ".*.tmp-*")); err == nil {
-		for _, t := range tmps {
-			if fi, err := os.Stat(t); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				_ = os.Remove(t)
-			}
-		}
-	}
-	return &Journal{dir: dir, self: selfInfo, alive: processAlive}, nil
+	cleanTemps(dir)
+	return &Journal{dir: dir, self: Self}, nil
 }
 
 // Dir returns the journal's directory.
 func (j *Journal) Dir() string { return j.dir }
 
 // Begin records the start of run runID, owned by this process. It fails if
-// the journal already holds runID.
+// the journal already holds runID, or the file cannot be written; the
+// error then names it.
 func (j *Journal) Begin(runID string) (*Run, error) {
-	if err := validRunID(runID); err != nil {
+	if err := ValidRunID(runID); err != nil {
 		return nil, fmt.Errorf("journal: begin: %w", err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	unlock, err := j.lock(runID)
+	lk, err := lockRun(j.dir, runID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("journal %s: %w", j.dir, err)
 	}
-	defer unlock()
+	defer lk.release()
 	if _, err := os.Lstat(j.path(runID)); err == nil {
 		return nil, fmt.Errorf("journal: begin run %s: already in journal %s", runID, j.dir)
 	}
@@ -186,14 +139,24 @@ func (j *Journal) Begin(runID string) (*Run, error) {
 		RunID:     runID,
 		PID:       me.PID,
 		ProcStart: me.Start,
-		Command:   me.Command,
+		Command:   commandName(),
 		Started:   time.Now().UTC(),
 		Nodes:     []NodeRecord{},
 	}
 	if err := j.write(rf); err != nil {
+		lk.remove = true
 		return nil, err
 	}
 	return &Run{j: j, id: runID}, nil
+}
+
+// commandName is this program's name, recorded for people reading a run
+// file.
+func commandName() string {
+	if len(os.Args) == 0 {
+		return ""
+	}
+	return filepath.Base(os.Args[0])
 }
 
 // ID returns the run's id.
@@ -223,6 +186,30 @@ func (r *Run) Record(e NodeRecord) error {
 	})
 }
 
+// SetState changes the state of node in the run and keeps what its
+// earlier record says of the engine and firewall; a node without a record
+// gets one with state alone. Like Record, it is refused after End.
+func (r *Run) SetState(node, state string) error {
+	if node == "" {
+		return fmt.Errorf("journal: run %s: record without a node", r.id)
+	}
+	if !validState(state) {
+		return fmt.Errorf("journal: run %s: node %s: unknown state %q", r.id, node, state)
+	}
+	return r.j.update(r.id, func(rf *runFile) (bool, error) {
+		if rf.Ended {
+			return false, fmt.Errorf("run %s has ended", r.id)
+		}
+		e := NodeRecord{Node: node}
+		if i := rf.find(node); i >= 0 {
+			e = rf.Nodes[i]
+		}
+		e.State, e.Time = state, time.Now().UTC()
+		rf.setNode(e)
+		return false, nil
+	})
+}
+
 // End marks the run as ended. The run's file is removed when every node is
 // cleaned; otherwise it stays for cleanup.
 func (r *Run) End() error {
@@ -239,7 +226,7 @@ func (r *Run) End() error {
 // then every node of the run is cleaned and the run has ended, or its
 // manager is no longer alive, the run's file is removed.
 func (j *Journal) MarkCleaned(runID, node string) error {
-	if err := validRunID(runID); err != nil {
+	if err := ValidRunID(runID); err != nil {
 		return fmt.Errorf("journal: mark cleaned: %w", err)
 	}
 	return j.update(runID, func(rf *runFile) (bool, error) {
@@ -249,7 +236,7 @@ func (j *Journal) MarkCleaned(runID, node string) error {
 		}
 		rf.Nodes[i].State = StateCleaned
 		rf.Nodes[i].Time = time.Now().UTC()
-		done := rf.allCleaned() && (rf.Ended || !j.alive(rf.proc()))
+		done := rf.allCleaned() && (rf.Ended || !rf.owner().Check().Alive)
 		return done, nil
 	})
 }
@@ -272,8 +259,12 @@ func (j *Journal) Pending() ([]RunState, error) {
 			continue
 		}
 		path := filepath.Join(j.dir, name)
+		if e.IsDir() {
+			errs = append(errs, fmt.Errorf("journal file %s: a directory", path))
+			continue
+		}
 		rf, err := readRun(path)
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed since the listing
 		}
 		if err != nil {
@@ -287,16 +278,18 @@ func (j *Journal) Pending() ([]RunState, error) {
 		if rf.Ended && rf.allCleaned() {
 			continue
 		}
+		live := rf.owner().Check()
 		rs := RunState{
-			RunID:   rf.RunID,
-			File:    path,
-			PID:     rf.PID,
-			Command: rf.Command,
-			Started: rf.Started,
-			Ended:   rf.Ended,
-			EndedAt: rf.EndedAt,
-			Alive:   j.alive(rf.proc()),
-			Nodes:   rf.Nodes,
+			RunID:    rf.RunID,
+			File:     path,
+			PID:      rf.PID,
+			Command:  rf.Command,
+			Started:  rf.Started,
+			Ended:    rf.Ended,
+			EndedAt:  rf.EndedAt,
+			Alive:    live.Alive,
+			Liveness: live.Reason,
+			Nodes:    rf.Nodes,
 		}
 		for i := range rs.Nodes {
 			rs.Nodes[i].RunID = rf.RunID
@@ -339,14 +332,14 @@ func (j *Journal) path(runID string) string { return filepath.Join(j.dir, runID+
 func (j *Journal) update(runID string, fn func(*runFile) (remove bool, err error)) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	unlock, err := j.lock(runID)
+	lk, err := lockRun(j.dir, runID)
 	if err != nil {
-		return err
+		return fmt.Errorf("journal %s: %w", j.dir, err)
 	}
-	defer unlock()
+	defer lk.release()
 	rf, err := readRun(j.path(runID))
-	if errors.Is(err, os.ErrNotExist) {
-		_ = os.Remove(j.lockPath(runID)) // made by lock just now; we hold it
+	if errors.Is(err, fs.ErrNotExist) {
+		lk.remove = true // made by lockRun just now
 		return fmt.Errorf("journal: run %s: %w", runID, ErrUnknownRun)
 	}
 	if err != nil {
@@ -360,49 +353,13 @@ func (j *Journal) update(runID string, fn func(*runFile) (remove bool, err error
 		return fmt.Errorf("journal: %w", err)
 	}
 	if remove {
-		if err := os.Remove(j.path(runID)); err != nil {
+		if err := removeFile(j.path(runID)); err != nil {
 			return fmt.Errorf("journal: remove finished run: %w", err)
 		}
-		// Remove the lock file while holding it: a writer waiting for it
-		// notices that its lock file is no longer linked and retries.
-		_ = os.Remove(j.lockPath(runID))
-		return syncDir(j.dir)
+		lk.remove = true
+		return nil
 	}
 	return j.write(rf)
-}
-
-func (j *Journal) lockPath(runID string) string { return filepath.Join(j.dir, runID+".lock") }
-
-// lock takes the exclusive flock of runID's lock file and returns its
-// release.
-func (j *Journal) lock(runID string) (func(), error) {
-	path := j.lockPath(runID)
-	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("journal: lock run %s: %w", runID, err)
-		}
-		if err := flock(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("journal: lock run %s: %w", runID, err)
-		}
-		// The holder before us may have removed the file; then our lock
-		// is on an orphan and we must start over.
-		var held, linked syscall.Stat_t
-		if syscall.Fstat(int(f.Fd()), &held) == nil && syscall.Stat(path, &linked) == nil && held.Ino == linked.Ino && held.Dev == linked.Dev {
-			return func() { f.Close() }, nil
-		}
-		f.Close()
-	}
-}
-
-func flock(f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			return err
-		}
-	}
 }
 
 // write replaces rf's file atomically.
@@ -415,52 +372,6 @@ func (j *Journal) write(rf *runFile) error {
 	data = append(data, '\n')
 	if err := writeAtomic(j.path(rf.RunID), data); err != nil {
 		return fmt.Errorf("journal: run %s: %w", rf.RunID, err)
-	}
-	return nil
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, written and synced, renamed over path, and the directory
-// synced. On failure the temporary file is removed and path is unchanged.
-func writeAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Clean(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -480,22 +391,14 @@ func readRun(path string) (*runFile, error) {
 
 // parseRun parses and checks the content of a run file.
 func parseRun(data []byte) (*runFile, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var rf runFile
-	if err := dec.Decode(&rf); err != nil {
-		return nil, fmt.Errorf("corrupt: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("corrupt: data after the run")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("corrupt: data after the run")
+	if err := decodeStrict(data, &rf); err != nil {
+		return nil, err
 	}
 	if rf.Version != fileVersion {
 		return nil, fmt.Errorf("unsupported version %d (want %d)", rf.Version, fileVersion)
 	}
-	if err := validRunID(rf.RunID); err != nil {
+	if err := ValidRunID(rf.RunID); err != nil {
 		return nil, err
 	}
 	if rf.PID <= 0 {
@@ -521,6 +424,20 @@ func parseRun(data []byte) (*runFile, error) {
 		rf.Nodes = []NodeRecord{}
 	}
 	return &rf, nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// anything after the value.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("corrupt: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("corrupt: data after the value")
+	}
+	return nil
 }
 
 func (rf *runFile) find(node string) int {
@@ -549,29 +466,8 @@ func (rf *runFile) allCleaned() bool {
 	return true
 }
 
-func (rf *runFile) proc() procInfo {
-	return procInfo{PID: rf.PID, Start: rf.ProcStart, Command: rf.Command}
-}
+func (rf *runFile) owner() Owner { return Owner{PID: rf.PID, Start: rf.ProcStart} }
 
 func validState(s string) bool {
 	return s == StatePlaced || s == StateCleaned || s == StateCleanupFailed
-}
-
-// validRunID accepts ids that are safe as file names: letters, digits, '.',
-// '_' and '-', starting with a letter or digit, at most 128 characters.
-func validRunID(id string) error {
-	if id == "" {
-		return errors.New("empty run id")
-	}
-	if len(id) > 128 {
-		return fmt.Errorf("run id %.20q... longer than 128 characters", id)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
-			return fmt.Errorf("run id %q: only letters, digits, '.', '_' and '-' allowed, starting with a letter or digit", id)
-		}
-	}
-	return nil
 }
