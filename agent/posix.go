@@ -173,7 +173,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 		// reads it after "start".
 		cmd = s.scoutScript() + startTail
 	} else {
-		cmd = "found=" + transport.ShellQuote(s.loginDir) + " sum=" + transport.ShellQuote(sum) + "\n"
+		cmd = "LC_ALL=C; export LC_ALL; found=" + transport.ShellQuote(s.loginDir) + " sum=" + transport.ShellQuote(sum) + "\n"
 	}
 	cmd += s.engineCommand(`"$found"`, `"$sum"`, args)
 	p, err := s.conn.Start(context.WithoutCancel(ctx), cmd)
