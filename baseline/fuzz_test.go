@@ -40,9 +40,7 @@ func FuzzParseControl(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if c["Package"] == "" || c["Version"] == "" || c["Architecture"] == "" {
-			t.Fatalf("accepted control without required fields: %v", c)
-		}
+		checkControl(t, c)
 	})
 }
 
@@ -51,6 +49,30 @@ func FuzzReadDebControl(f *testing.F) {
 	f.Add([]byte("!<arch>\ndebian-binary   0           0     0     100644  4         `\n2.0\n"))
 	f.Add([]byte("!<arch>\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		readDebControl(bytes.NewReader(data))
+		c, err := readDebControl(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		checkControl(t, c)
 	})
+}
+
+// checkControl fails unless c is what ParseControl may accept: the fields
+// fleetup needs, a valid package name, field names that are names.
+func checkControl(t *testing.T, c Control) {
+	t.Helper()
+	if c["Package"] == "" || c["Version"] == "" || c["Architecture"] == "" {
+		t.Fatalf("accepted control without required fields: %v", c)
+	}
+	if err := checkPackageName(c["Package"]); err != nil {
+		t.Fatalf("accepted bad package name: %v", err)
+	}
+	for k, v := range c {
+		if k == "" || strings.ContainsAny(k, " \t\n:") {
+			t.Fatalf("accepted field name %q", k)
+		}
+		if k != "Description" && strings.HasPrefix(v, " ") {
+			t.Fatalf("field %s = %q not trimmed", k, v)
+		}
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"io"
 	"log"
 	"net"
@@ -27,6 +26,7 @@ import (
 	"github.com/fleetup/fleetup/installer"
 	"github.com/fleetup/fleetup/inventory"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // ManagerCN is the common name of the manager's certificate (pki.ManagerName).

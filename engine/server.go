@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"github.com/fleetup/fleetup/wire"
 	"io"
 	"net/http"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // Handler serves a Service over HTTP (wrapped in mutual TLS by the engine).

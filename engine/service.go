@@ -6,19 +6,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/installer"
 	"github.com/fleetup/fleetup/inventory"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // Fetcher gets a component's payload for the engine.
@@ -72,7 +74,10 @@ type Service struct {
 	Inventory  inventory.Options
 	Fetcher    Fetcher
 	// WorkDir holds payloads while they are installed; each is removed
-	// right after its install.
+	// right after its install. The service makes it (mode 0700) if it does
+	// not exist; one that exists must be what the service would have made:
+	// a directory, not a symbolic link, of the engine's own user, with no
+	// access for group or others. Anything else is refused.
 	WorkDir string
 	// InstallTimeout bounds one component's install (30 minutes when 0).
 	InstallTimeout time.Duration
@@ -85,6 +90,11 @@ type Service struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	initOnce sync.Once
+
+	// afterVerify, when set, is called with the payload's path once it
+	// has been verified, before the checks that it is still the file the
+	// service wrote: tests use it to swap the file.
+	afterVerify func(path string)
 }
 
 func (s *Service) init() {
@@ -188,8 +198,9 @@ func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req wire
 	if name == "." || name == "/" || strings.ContainsAny(name, "/\\") || len(c.SHA256) != 64 {
 		return fmt.Errorf("component %s: bad file name %q or hash %q", c.ID, c.File, c.SHA256)
 	}
-	if err := os.MkdirAll(s.WorkDir, 0o700); err != nil {
-		return fmt.Errorf("payload directory: %w", err)
+	dir, err := s.workDir()
+	if err != nil {
+		return err
 	}
 	path := filepath.Join(s.WorkDir, c.SHA256[:16]+"-"+name)
 	defer os.Remove(path)
@@ -204,14 +215,32 @@ func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req wire
 		case <-fctx.Done():
 		}
 	}()
-	err := s.fetch(fctx, c, path)
+	written, err := s.fetch(fctx, c, path)
 	fcancel()
 	if err != nil {
+		if written != nil {
+			written.Close()
+		}
 		if s.cancelled.Load() {
 			return fmt.Errorf("cancelled while fetching %s: %w", c.File, err)
 		}
 		return err
 	}
+	if s.afterVerify != nil {
+		s.afterVerify(path)
+	}
+	// The installer opens the payload by its path: make sure that path
+	// still leads to the very file that was written and verified. Until
+	// then the written file stays open, and after it the file reopened
+	// for the check, until the install is over: an open file's inode
+	// cannot be freed and its number given to another file, which the
+	// check would take for it.
+	held, err := s.checkPayload(dir, path, written, c.Size)
+	written.Close()
+	if err != nil {
+		return fmt.Errorf("payload %s refused before install: %w", c.File, err)
+	}
+	defer held.Close()
 	emit(s.event(c, fleetup.PhaseVerify, "sha256 "+c.SHA256[:12]+"… matches"))
 
 	emit(s.event(c, fleetup.PhaseInstall, "installing "+c.Version))
@@ -248,27 +277,122 @@ func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req wire
 	return nil
 }
 
-// fetch gets c's payload into path and checks its size and SHA-256 before
-// anything uses it.
-func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+// workDir makes s.WorkDir (mode 0700) unless it exists, and returns what
+// Lstat says of it once it has checked that it is private to this
+// process's user: a directory (a symbolic link is never followed), owned
+// by the effective uid, with no permission for group or others.
+func (s *Service) workDir() (fs.FileInfo, error) {
+	if s.WorkDir == "" {
+		return nil, errors.New("no payload directory")
+	}
+	if err := os.Mkdir(s.WorkDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("payload directory: %w", err)
+	}
+	fi, err := os.Lstat(s.WorkDir)
 	if err != nil {
-		return fmt.Errorf("create payload file: %w", err)
+		return nil, fmt.Errorf("payload directory: %w", err)
+	}
+	if err := privateTo(fi, os.Geteuid(), true); err != nil {
+		return nil, fmt.Errorf("payload directory %s refused: %w", s.WorkDir, err)
+	}
+	return fi, nil
+}
+
+// privateTo checks that fi is a directory (dir) or regular file, not a
+// symbolic link, owned by uid, that neither group nor others can write
+// (nor, for a directory, read or enter).
+func privateTo(fi fs.FileInfo, uid int, dir bool) error {
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return errors.New("it is a symbolic link")
+	case dir && !fi.IsDir():
+		return errors.New("it is not a directory")
+	case !dir && !fi.Mode().IsRegular():
+		return errors.New("it is not a regular file")
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("its owner cannot be told")
+	}
+	if int(st.Uid) != uid {
+		return fmt.Errorf("it is owned by uid %d, not %d", st.Uid, uid)
+	}
+	mask := fs.FileMode(0o022)
+	if dir {
+		mask = 0o077
+	}
+	if perm := fi.Mode().Perm(); perm&mask != 0 {
+		return fmt.Errorf("its mode %04o lets others in", perm)
+	}
+	return nil
+}
+
+// fetch gets c's payload into a new file at path (created exclusively,
+// mode 0600, never through a symbolic link) and checks its size and
+// SHA-256 as it arrives. It returns the file written, still open (the
+// caller closes it, also after an error).
+func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create payload file: %w", err)
 	}
 	h := sha256.New()
 	cw := &countWriter{}
 	err = s.Fetcher.Fetch(ctx, c, io.MultiWriter(f, h, cw), nil)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return fmt.Errorf("fetch %s: %w", c.File, err)
+		return f, fmt.Errorf("fetch %s: %w", c.File, err)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	if cw.n != c.Size || got != c.SHA256 {
-		return &ChecksumError{File: c.File, WantSHA: c.SHA256, GotSHA: got, WantSize: c.Size, GotSize: cw.n}
+		return f, &ChecksumError{File: c.File, WantSHA: c.SHA256, GotSHA: got, WantSize: c.Size, GotSize: cw.n}
 	}
-	return nil
+	return f, nil
+}
+
+// checkPayload makes sure, just before the installer gets path, that the
+// payload directory is still dir and that path (opened without following
+// a symbolic link) is still the file written (f, still open), whose hash
+// was checked: the same inode, owned by this process's user, writable by
+// nobody else, of the verified size. Whoever can replace or change it
+// must not get their file installed. It returns path opened read-only;
+// the caller closes it.
+func (s *Service) checkPayload(dir fs.FileInfo, path string, f *os.File, size int64) (*os.File, error) {
+	written, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("payload file: %w", err)
+	}
+	now, err := os.Lstat(s.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("payload directory: %w", err)
+	}
+	if !os.SameFile(now, dir) {
+		return nil, fmt.Errorf("the payload directory %s was replaced", s.WorkDir)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s was replaced by a symbolic link", path)
+		}
+		return nil, fmt.Errorf("reopen %s: %w", path, err)
+	}
+	fi, err := r.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("reopen %s: %w", path, err)
+	case !os.SameFile(fi, written):
+		err = fmt.Errorf("%s is no longer the file that was written and verified", path)
+	default:
+		if perr := privateTo(fi, os.Geteuid(), false); perr != nil {
+			err = fmt.Errorf("%s: %w", path, perr)
+		} else if fi.Size() != size {
+			err = fmt.Errorf("%s changed after verification: %d bytes, verified %d", path, fi.Size(), size)
+		}
+	}
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // ChecksumError is a payload that arrived different from the baseline's: it

@@ -32,7 +32,9 @@ func All(r *proc.Runner) []Backend {
 
 // isLegacy reports whether the node's iptables is the legacy flavour
 // (Debian's alternatives can point it at either), in which case
-// NewIPTables already covers the legacy tables.
+// NewIPTables already covers the legacy tables. It reads the flavour from
+// the version line, "iptables v1.8.9 (legacy)" or "(nf_tables)", which is
+// fixed text of iptables, not a translated message.
 func isLegacy(ctx context.Context, r *proc.Runner) bool {
 	out, err := r.Output(ctx, "iptables", "-V")
 	return err == nil && strings.Contains(string(out), "legacy")

@@ -2,6 +2,7 @@ package installer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -82,35 +83,54 @@ func (d *Deb) Probe(ctx context.Context, c *fleetup.Component, inv *fleetup.Inve
 	return p, nil
 }
 
+// debQueryFormat is the dpkg-query -f format parseDebQuery reads.
+const debQueryFormat = `${Package}\t${Version}\t${Architecture}\t${db:Status-Status}\n`
+
 // installed returns the installed version of pkg ("" for none), preferring
-// the architecture arch when it is set and not "all".
+// the architecture arch when it is set and not "all". Not installed is
+// dpkg-query's exit status 1 ("no packages found", documented in
+// dpkg-query(1)), never its message, which is translated.
 func (d *Deb) installed(ctx context.Context, pkg, arch string) (string, error) {
-	args := append(d.admin(), "-W", "-f", `${Version}\t${Architecture}\t${db:Status-Status}\n`, pkg)
+	args := append(d.admin(), "-W", "-f", debQueryFormat, "--", pkg)
 	res, err := d.cfg.runner().Run(ctx, nil, "dpkg-query", args...)
 	if err != nil {
-		if exitCode(err) == 1 && res != nil && strings.Contains(string(res.Stderr), "no packages found") {
+		if exitCode(err) == 1 && ctx.Err() == nil {
 			return "", nil
 		}
 		return "", fmt.Errorf("query package %s: %w", pkg, err)
 	}
+	return parseDebQuery(res.Stdout, pkg, arch), nil
+}
+
+// parseDebQuery picks, from dpkg-query output in debQueryFormat, the
+// version of package pkg (its name before any ":arch") whose status is
+// "installed": the one of architecture arch (or "all") when arch is set
+// and not "all", else the first. Lines of other packages (pkg is a
+// pattern to dpkg-query) and malformed lines are skipped; "" when none is
+// installed.
+func parseDebQuery(out []byte, pkg, arch string) string {
+	name, _, _ := strings.Cut(pkg, ":")
 	var any string
-	sc := bufio.NewScanner(strings.NewReader(string(res.Stdout)))
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		f := strings.Split(sc.Text(), "\t")
-		if len(f) != 3 || f[2] != "installed" || f[0] == "" {
+		f := strings.Split(strings.TrimRight(sc.Text(), "\r"), "\t")
+		if len(f) != 4 || f[0] != name || f[3] != "installed" || f[1] == "" {
 			continue
 		}
-		if arch == "" || arch == "all" || f[1] == arch || f[1] == "all" {
-			return f[0], nil
+		if arch == "" || arch == "all" || f[2] == arch || f[2] == "all" {
+			return f[1]
 		}
-		any = f[0]
+		if any == "" {
+			any = f[1]
+		}
 	}
-	return any, nil
+	return any
 }
 
 // debFields reads fields from the control file of the .deb at path.
 func (d *Deb) debFields(ctx context.Context, path string) (map[string]string, error) {
-	res, err := d.cfg.runner().Run(ctx, nil, "dpkg-deb", "-f", path, "Package", "Version", "Architecture")
+	res, err := d.cfg.runner().Run(ctx, nil, "dpkg-deb", "-f", "--", path, "Package", "Version", "Architecture")
 	if err != nil {
 		if code := exitCode(err); code >= 0 && res != nil {
 			return nil, &InstallError{Tool: "dpkg-deb", ExitCode: code,
@@ -119,16 +139,40 @@ func (d *Deb) debFields(ctx context.Context, path string) (map[string]string, er
 		}
 		return nil, err
 	}
-	vals := map[string]string{}
-	for _, l := range strings.Split(string(res.Stdout), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			vals[k] = strings.TrimSpace(v)
-		}
-	}
+	vals := parseDebFields(res.Stdout)
 	if vals["Package"] == "" || vals["Version"] == "" {
 		return nil, fmt.Errorf("%s has no Package or Version in its control file", filepath.Base(path))
 	}
 	return vals, nil
+}
+
+// parseDebFields reads `dpkg-deb -f FILE FIELD...` output (with more than
+// one field asked, deb822 "Field: value" lines, multi-line values
+// continued on lines that start with a space or tab) into a map of the
+// fields' first lines. Field names compare case-insensitively in deb822;
+// the map uses the spelling Package, Version, Architecture for those.
+// Continuation lines and lines without a colon are skipped, and the first
+// occurrence of a field wins.
+func parseDebFields(out []byte) map[string]string {
+	canon := map[string]string{"package": "Package", "version": "Version", "architecture": "Architecture"}
+	vals := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimRight(l, "\r")
+		if l == "" || l[0] == ' ' || l[0] == '\t' {
+			continue
+		}
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			continue
+		}
+		if c, ok := canon[strings.ToLower(k)]; ok {
+			k = c
+		}
+		if _, dup := vals[k]; !dup {
+			vals[k] = strings.TrimSpace(v)
+		}
+	}
+	return vals
 }
 
 // Install runs dpkg -i on the package at path, non-interactively
@@ -206,7 +250,10 @@ func (d *Deb) Install(ctx context.Context, c *fleetup.Component, path string, op
 // dpkgFailure turns dpkg's output after a failed install into an
 // InstallError: the last three of its error lines and their indented
 // continuations (or its last lines), with a hint for failures whose cause
-// is known.
+// is known. The install has failed already (dpkg's exit status says so);
+// the text only picks the hint for the person reading the report, which
+// is why it may rest on dpkg's (C locale) messages: dpkg has no machine
+// readable failure reason.
 func dpkgFailure(code int, output string) *InstallError {
 	e := &InstallError{Tool: "dpkg", ExitCode: code}
 	var lines []string

@@ -98,26 +98,31 @@ func (f *Fwupd) Install(ctx context.Context, c *fleetup.Component, path string, 
 		}
 		return o, fmt.Errorf("install %s: %w", filepath.Base(path), err)
 	}
+	// fwupd's history is the machine-readable record of what the install
+	// did (the version written, and whether it waits for a reboot);
+	// fwupdtool install prints no such record, so its messages remain the
+	// fallback for the reboot, and for fwupdmgr the only source.
 	o.RebootNeeded = c.Reboot || fwupdWantsReboot(o.Output)
 	if tool == "fwupdtool" {
-		if v, herr := f.historyVersion(ctx, c.ID, started); herr == nil {
-			o.Version = v
+		if h, herr := f.history(ctx, c.ID, started); herr == nil {
+			o.Version = h.Version
+			o.RebootNeeded = o.RebootNeeded || h.Reboot
 		}
 	}
 	return o, nil
 }
 
-// historyVersion is the version fwupd's history records for the newest
-// successful install of release id since the given time, or "". It reads
-// fwupd's history database directly where the commands run in this file
-// system (no runner prefix), and asks `fwupdtool get-history` when that
-// finds nothing or cannot be read with certainty.
-func (f *Fwupd) historyVersion(ctx context.Context, id string, since time.Time) (string, error) {
+// history is what fwupd's history records of the installs of release id
+// since the given time (see pickHistory). It reads fwupd's history
+// database directly where the commands run in this file system (no runner
+// prefix), and asks `fwupdtool get-history` when that finds nothing or
+// cannot be read with certainty.
+func (f *Fwupd) history(ctx context.Context, id string, since time.Time) (historyResult, error) {
 	r := f.cfg.runner()
 	if len(r.Prefix) == 0 {
 		db := historyDBPath(r.Getenv("FWUPD_LOCALSTATEDIR"))
-		if v, err := historyDBVersion(db, id, since); err == nil && v != "" {
-			return v, nil
+		if h, err := historyDB(db, id, since); err == nil && (h.Version != "" || h.Reboot) {
+			return h, nil
 		}
 	}
 	args := []string{"get-history", "--json"}
@@ -128,23 +133,39 @@ func (f *Fwupd) historyVersion(ctx context.Context, id string, since time.Time) 
 	}
 	res, err := r.Run(ctx, nil, "fwupdtool", args...)
 	if err != nil && res == nil {
-		return "", err
+		return historyResult{}, err
 	}
-	return ParseHistoryVersion(res.Stdout, id, since)
+	entries, err := parseHistoryJSON(res.Stdout)
+	if err != nil {
+		return historyResult{}, err
+	}
+	return pickHistory(entries, id, since), nil
 }
 
 // ParseHistoryVersion finds, in `fwupdtool get-history --json` output, the
 // newest successful (UpdateState 2) entry for release id made at or after
 // since, and returns its version ("" when there is none).
 func ParseHistoryVersion(out []byte, id string, since time.Time) (string, error) {
+	entries, err := parseHistoryJSON(out)
+	if err != nil {
+		return "", err
+	}
+	return pickHistory(entries, id, since).Version, nil
+}
+
+// parseHistoryJSON reads the entries of `fwupdtool get-history --json`
+// output (the JSON document from its first "{"; what precedes it is
+// progress), one per device entry that names a release, with that
+// release's id and version.
+func parseHistoryJSON(out []byte) ([]HistoryEntry, error) {
 	start := bytes.IndexByte(out, '{')
 	if start < 0 {
-		return "", fmt.Errorf("no JSON in fwupd history")
+		return nil, fmt.Errorf("no JSON in fwupd history")
 	}
 	var doc struct {
 		Devices []struct {
 			Created     int64
-			UpdateState int
+			UpdateState int64
 			Releases    []struct {
 				AppstreamID string `json:"AppstreamId"`
 				Version     string
@@ -152,19 +173,16 @@ func ParseHistoryVersion(out []byte, id string, since time.Time) (string, error)
 		}
 	}
 	if err := json.Unmarshal(out[start:], &doc); err != nil {
-		return "", fmt.Errorf("fwupd history: %w", err)
+		return nil, fmt.Errorf("fwupd history: %w", err)
 	}
-	var best string
-	var bestAt int64
+	var entries []HistoryEntry
 	for _, d := range doc.Devices {
-		if d.UpdateState != 2 || d.Created < since.Unix() || len(d.Releases) == 0 || d.Releases[0].AppstreamID != id {
+		if len(d.Releases) == 0 {
 			continue
 		}
-		if d.Created >= bestAt {
-			best, bestAt = d.Releases[0].Version, d.Created
-		}
+		entries = append(entries, HistoryEntry{AppstreamID: d.Releases[0].AppstreamID, UpdateState: d.UpdateState, Created: d.Created, VersionNew: d.Releases[0].Version})
 	}
-	return best, nil
+	return entries, nil
 }
 
 // fwupdProgress matches fwupdtool's progress lines, "Writing…: 50%".
@@ -172,7 +190,10 @@ var fwupdProgress = regexp.MustCompile(`^[\p{L} ]+(…|\.\.\.)?: *\d+%$`)
 
 // fwupdFailure turns fwupd's output after a failed install into an
 // InstallError: its last non-progress line, and a hint for the failures
-// whose cause is known.
+// whose cause is known. The exit status has decided that the install
+// failed, and exit status 3 (nothing supported) picks its hint; the other
+// hints rest on fwupd's (C locale) messages, for it reports no other
+// machine-readable reason. They are for the reader only.
 func fwupdFailure(tool string, code int, output string) *InstallError {
 	e := &InstallError{Tool: tool, ExitCode: code}
 	e.Message = lastLines(output, 1, func(l string) bool { return !fwupdProgress.MatchString(l) })

@@ -44,35 +44,69 @@ func historyDBPath(localstatedir string) string {
 }
 
 // historyDBVersion is ParseHistoryVersion's answer read from the database
-// file at path instead of from fwupdtool's output. It returns
-// errHistoryDB (wrapped) whenever the file might not hold the latest
-// committed state: a hot rollback journal or a non-empty write-ahead log
-// beside it.
+// file at path instead of from fwupdtool's output (see historyDB).
 func historyDBVersion(path, id string, since time.Time) (string, error) {
+	r, err := historyDB(path, id, since)
+	return r.Version, err
+}
+
+// historyDB is what the history database file at path says of the
+// installs of release id since the given time. It returns errHistoryDB
+// (wrapped) whenever the file might not hold the latest committed state:
+// a hot rollback journal or a non-empty write-ahead log beside it.
+func historyDB(path, id string, since time.Time) (historyResult, error) {
 	for _, side := range []string{"-journal", "-wal"} {
 		if fi, err := os.Stat(path + side); err == nil && fi.Size() > 0 {
-			return "", fmt.Errorf("%w: %s exists", errHistoryDB, filepath.Base(path+side))
+			return historyResult{}, fmt.Errorf("%w: %s exists", errHistoryDB, filepath.Base(path+side))
 		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return historyResult{}, err
 	}
 	entries, err := ParseHistoryDB(data)
 	if err != nil {
-		return "", err
+		return historyResult{}, err
 	}
-	var best string
+	return pickHistory(entries, id, since), nil
+}
+
+// fwupd's FwupdUpdateState values that fleetup acts on.
+const (
+	historyPending     = 1 // staged; applied at the next boot (UEFI capsules)
+	historySuccess     = 2
+	historyNeedsReboot = 4 // written; takes effect after a reboot
+)
+
+// historyResult is what fwupd's history says of the installs of one
+// release since a given time.
+type historyResult struct {
+	// Version is the version of the newest successful install, or "".
+	Version string
+	// Reboot is true when an install of the release is pending or needs
+	// a reboot: fwupd's machine-readable word that the node must restart.
+	Reboot bool
+}
+
+// pickHistory finds, among entries, those of release id made at or after
+// since.
+func pickHistory(entries []HistoryEntry, id string, since time.Time) historyResult {
+	var r historyResult
 	var bestAt int64
 	for _, e := range entries {
-		if e.UpdateState != 2 || e.Created < since.Unix() || e.AppstreamID != id {
+		if e.Created < since.Unix() || e.AppstreamID != id {
 			continue
 		}
-		if e.Created >= bestAt {
-			best, bestAt = e.VersionNew, e.Created
+		switch e.UpdateState {
+		case historySuccess:
+			if e.Created >= bestAt {
+				r.Version, bestAt = e.VersionNew, e.Created
+			}
+		case historyPending, historyNeedsReboot:
+			r.Reboot = true
 		}
 	}
-	return best, nil
+	return r
 }
 
 // ParseHistoryDB reads the rows of the history table from the bytes of an

@@ -67,18 +67,37 @@ func (r *RPM) Probe(ctx context.Context, c *fleetup.Component, inv *fleetup.Inve
 	return p, nil
 }
 
-// installed returns the newest installed version of pkg, "" for none.
+// installed returns the newest installed version of pkg, "" for none. It
+// lists the packages named pkg with rpm -qa, which prints nothing and
+// exits 0 when there are none: "rpm -q pkg" would tell "not installed"
+// only by its exit status, which also counts other failures, and by a
+// translated message.
 func (r *RPM) installed(ctx context.Context, pkg string) (string, error) {
-	args := append([]string{"-q", "--qf", `%{EPOCH}:%{VERSION}-%{RELEASE}\n`}, r.db()...)
-	args = append(args, pkg)
+	args := append([]string{"-qa", "--qf", rpmQueryFormat}, r.db()...)
+	args = append(args, "--", pkg)
 	res, err := r.cfg.runner().Run(ctx, nil, "rpm", args...)
 	if err != nil {
-		if exitCode(err) == 1 && res != nil && strings.Contains(string(res.Stdout)+string(res.Stderr), "is not installed") {
-			return "", nil
-		}
 		return "", fmt.Errorf("query package %s: %w", pkg, err)
 	}
-	return newestRPM(string(res.Stdout))
+	return newestRPM(rpmVersions(string(res.Stdout), pkg))
+}
+
+// rpmQueryFormat is the rpm --qf format rpmVersions reads.
+const rpmQueryFormat = `%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\n`
+
+// rpmVersions returns, one a line, the EPOCH:VERSION-RELEASE of the lines
+// of rpm output in rpmQueryFormat whose name is exactly pkg (rpm -qa takes
+// pkg as a pattern).
+func rpmVersions(out, pkg string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		name, evr, ok := strings.Cut(strings.TrimRight(l, "\r"), "\t")
+		if ok && name == pkg && evr != "" {
+			b.WriteString(evr)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 // newestRPM picks the newest of rpm -q's lines "EPOCH:VERSION-RELEASE",
@@ -145,13 +164,17 @@ func (r *RPM) Install(ctx context.Context, c *fleetup.Component, path string, op
 	return o, nil
 }
 
+// rpmErrorLine keeps rpm's error lines for a report.
 func rpmErrorLine(l string) bool {
 	// Debian's rpm prints a warning about alien on every call; keep errors.
 	return !strings.HasPrefix(l, "rpm: ")
 }
 
 // rpmFailure turns rpm's output after a failed install into an
-// InstallError, with a hint for failures whose cause is known.
+// InstallError, with a hint for failures whose cause is known. rpm's exit
+// status has decided already that the install failed; its (C locale)
+// messages only choose the hint shown to the reader, for rpm has no
+// machine readable failure reason.
 func rpmFailure(code int, output string) *InstallError {
 	e := &InstallError{Tool: "rpm", ExitCode: code}
 	e.Message = lastLines(output, 3, rpmErrorLine)

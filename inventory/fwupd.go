@@ -89,6 +89,10 @@ type fwupdDevice struct {
 	Flags         []string `json:"Flags"`
 }
 
+// fwupdErrorNothingToDo is FWUPD_ERROR_NOTHING_TO_DO of fwupd's FwupdError
+// domain.
+const fwupdErrorNothingToDo = 9
+
 // maxJSONTries bounds how many '{' ParseFwupdDevices tries as the start of
 // the JSON document.
 const maxJSONTries = 256
@@ -97,7 +101,8 @@ const maxJSONTries = 256
 // versions surround with progress lines and warnings) and returns its
 // devices: GUIDs lowercased, Updatable from the "updatable" flag. Devices
 // without a DeviceId are left out. It returns ErrNoDevices for fwupd's
-// "No detected devices" error document, an error carrying fwupd's message
+// "No detected devices" error document (FwupdError code 9, whatever the
+// message), an error carrying fwupd's message
 // for any other error document, and an error when no JSON object with
 // Devices or Error is found.
 func ParseFwupdDevices(out []byte) ([]fleetup.Device, error) {
@@ -107,7 +112,10 @@ func ParseFwupdDevices(out []byte) ([]fleetup.Device, error) {
 	}
 	if doc.Devices == nil {
 		e := doc.Error
-		if e.Code == 9 || strings.Contains(e.Message, "No detected devices") || strings.Contains(e.Message, "No devices") {
+		// The code decides, not the message (which fwupd translates):
+		// FWUPD_ERROR_NOTHING_TO_DO is what fwupd answers when it detects
+		// no device.
+		if e.Code == fwupdErrorNothingToDo && (e.Domain == "" || e.Domain == "FwupdError") {
 			return nil, ErrNoDevices
 		}
 		return nil, fmt.Errorf("fwupd error %d: %s", e.Code, clip(e.Message))

@@ -6,6 +6,12 @@
 // MarkerVar set to the run's id. Daemons that an install starts (fwupdtool's
 // gpg-agent, say) inherit it even after they detach from the process group,
 // so KillMarked finds and stops them by reading /proc/*/environ.
+//
+// Every child gets a cleaned environment (Environ): the variables marked
+// secret (the password variables, the SSH agent's socket, and any name
+// given to Secret) are left out, and the locale is C (LC_ALL=C, LANG=C, no
+// LANGUAGE), because callers parse what the tools print and decide on exit
+// codes and machine formats, never on translated messages.
 package proc
 
 import (
@@ -17,8 +23,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,12 +34,14 @@ import (
 const MarkerVar = "FLEETUP_RUN"
 
 // Runner runs commands on the local machine (the node, when used by the
-// engine). The zero value runs commands with the current environment and no
-// marker.
+// engine). The zero value runs commands with the current environment as
+// Environ cleans it, and no marker.
 type Runner struct {
 	// Marker is the run id put in MarkerVar; empty for none.
 	Marker string
-	// Env is added to the inherited environment.
+	// Env is added to the inherited environment (after the C locale, so
+	// an entry here may choose another one). Secret variables are dropped
+	// from it too.
 	Env []string
 	// Prefix, when set, is prepended to every command line; tests use it
 	// to run inside a network namespace ("ip", "netns", "exec", "ns1").
@@ -98,14 +108,15 @@ func (r *Runner) Run(ctx context.Context, stdin io.Reader, name string, args ...
 }
 
 // Command prepares name with args the way every command of the runner
-// runs: r's prefix, the inherited environment plus r.Env and env, the
-// marker, its own process group killed whole when ctx ends, and the
-// runner's WaitDelay. The caller sets the standard streams and runs it.
+// runs: r's prefix, the environment of Environ plus r.Env and env (secret
+// variables left out of all three), the marker, its own process group
+// killed whole when ctx ends, and the runner's WaitDelay. The caller sets
+// the standard streams and runs it.
 func (r *Runner) Command(ctx context.Context, env []string, name string, args ...string) *exec.Cmd {
 	argv := append(append([]string{}, r.Prefix...), name)
 	argv = append(argv, args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(r.environ(), env...)
+	cmd.Env = append(r.environ(), dropSecrets(env)...)
 	ownGroup(cmd)
 	cmd.WaitDelay = r.WaitDelay
 	if cmd.WaitDelay == 0 {
@@ -124,12 +135,110 @@ func (r *Runner) Output(ctx context.Context, name string, args ...string) ([]byt
 }
 
 func (r *Runner) environ() []string {
-	env := os.Environ()
-	env = append(env, r.Env...)
+	env := Environ(r.Env...)
 	if r.Marker != "" {
 		env = append(env, MarkerVar+"="+r.Marker)
 	}
 	return env
+}
+
+// alwaysSecret are the variables no child ever gets, whatever Secret was
+// told: the manager's password (DefaultEnv of package secret) and the SSH
+// agent, which would let a child log in wherever the user can.
+var alwaysSecret = []string{"FLEETUP_PASSWORD", "SSH_AUTH_SOCK", "SSH_AGENT_PID"}
+
+var (
+	secretMu    sync.RWMutex
+	secretNames = map[string]bool{}
+)
+
+// Secret marks the environment variables names as secret for the rest of
+// the process's life: no command started through this package (nor through
+// Environ) gets them, whether inherited or given in Env. The manager marks
+// the variable its --password-env names. Safe for concurrent use.
+func Secret(names ...string) {
+	secretMu.Lock()
+	defer secretMu.Unlock()
+	for _, n := range names {
+		if n != "" {
+			secretNames[normName(n)] = true
+		}
+	}
+}
+
+// IsSecret reports whether the environment variable name is kept from
+// children.
+func IsSecret(name string) bool {
+	n := normName(name)
+	for _, s := range alwaysSecret {
+		if n == normName(s) {
+			return true
+		}
+	}
+	secretMu.RLock()
+	defer secretMu.RUnlock()
+	return secretNames[n]
+}
+
+// normName is how the system compares variable names: exactly on Unix,
+// ignoring case on Windows.
+func normName(n string) string {
+	if runtime.GOOS == "windows" {
+		return strings.ToUpper(n)
+	}
+	return n
+}
+
+// localeVars are replaced by the C locale in every child's environment.
+var localeVars = []string{"LC_ALL", "LANG", "LANGUAGE"}
+
+// Environ is the environment for a child process: this process's own,
+// without the secret variables (IsSecret) and the locale variables, then
+// LC_ALL=C and LANG=C, then extra (secret variables dropped from it too;
+// an extra LC_ALL or LANG overrides the C locale, later entries winning as
+// in exec.Cmd). Every command of a Runner gets it; so do the commands of
+// the local transport.
+func Environ(extra ...string) []string {
+	inherited := os.Environ()
+	env := make([]string, 0, len(inherited)+2+len(extra))
+	for _, kv := range inherited {
+		name := envName(kv)
+		if IsSecret(name) || isLocaleVar(name) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "LC_ALL=C", "LANG=C")
+	return append(env, dropSecrets(extra)...)
+}
+
+// dropSecrets returns env without its secret variables.
+func dropSecrets(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !IsSecret(envName(kv)) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func envName(kv string) string {
+	// On Windows, variables such as "=C:" start with '='.
+	if i := strings.IndexByte(kv[min(1, len(kv)):], '='); i >= 0 {
+		return kv[:i+min(1, len(kv))]
+	}
+	return kv
+}
+
+func isLocaleVar(name string) bool {
+	n := normName(name)
+	for _, v := range localeVars {
+		if n == normName(v) {
+			return true
+		}
+	}
+	return false
 }
 
 // Getenv is the value key has in the environment of r's commands (the

@@ -1,8 +1,12 @@
 // Package secret gets the password the manager logs in to nodes with,
-// without it ever appearing on a command line: from a file only its owner
-// can read, from an environment variable, or from a prompt on the
-// terminal with echo off. The caller owns the returned bytes and should
-// zero them (clear) when done.
+// without it ever appearing on a command line: from a file that only its
+// owner, the current user, can read or write, from an environment
+// variable, or from a prompt on the terminal with echo off. The caller
+// owns the returned bytes and should zero them (clear) when done.
+//
+// The environment variable is marked secret in package proc (no command
+// the manager starts gets it) and, once read, removed from the process's
+// environment, so that nothing started later inherits it.
 package secret
 
 import (
@@ -13,8 +17,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/term"
+
+	"github.com/fleetup/fleetup/proc"
 )
 
 // DefaultEnv is the environment variable read when Source.Env is empty.
@@ -26,9 +33,11 @@ const maxLen = 4096
 // Source says where a password may come from. Password tries them in
 // order: File, then the environment variable, then the prompt.
 type Source struct {
-	// File is a file holding the password (--password-file); it must not
-	// be readable by group or others. "-" reads standard input (Stdin
-	// when set). When File is set it is the only source tried.
+	// File is a file holding the password (--password-file); it must be
+	// owned by the current user and neither readable nor writable by
+	// group or others (a symbolic link is judged by the file it points
+	// to). "-" reads standard input (Stdin when set). When File is set it
+	// is the only source tried.
 	File string
 	// Env names the environment variable holding the password;
 	// DefaultEnv when empty.
@@ -46,16 +55,26 @@ type Source struct {
 var ErrNoPassword = errors.New("no password")
 
 // Password returns the password from the first source that has one, with
-// one trailing newline ("\n" or "\r\n") removed.
+// one trailing newline ("\n" or "\r\n") removed. It marks the environment
+// variable secret (proc.Secret) whatever the source, and when the password
+// comes from it, unsets it: a second call finds it gone (InEnv still says
+// it was there).
 func Password(ctx context.Context, src Source) ([]byte, error) {
-	if src.File != "" {
-		return fromFile(src)
-	}
 	env := src.Env
 	if env == "" {
 		env = DefaultEnv
 	}
+	proc.Secret(env)
+	if src.File != "" {
+		return fromFile(src)
+	}
 	if v, ok := os.LookupEnv(env); ok && v != "" {
+		taken.Lock()
+		taken.names[env] = true
+		taken.Unlock()
+		if err := os.Unsetenv(env); err != nil {
+			return nil, fmt.Errorf("remove %s from the environment: %w", env, err)
+		}
 		return trimNewline([]byte(v)), nil
 	}
 	if src.Prompt != "" {
@@ -67,6 +86,28 @@ func Password(ctx context.Context, src Source) ([]byte, error) {
 	return nil, fmt.Errorf("%w: give one with --password-file FILE (chmod 600 FILE), in the environment variable %s, or run from a terminal to be asked", ErrNoPassword, env)
 }
 
+// taken holds the environment variables Password took a password from.
+var taken = struct {
+	sync.Mutex
+	names map[string]bool
+}{names: map[string]bool{}}
+
+// InEnv reports whether the environment variable name (DefaultEnv when
+// empty) holds a password, or held one that Password has taken (and so
+// removed from the environment). Callers that ask "was a password given
+// in the environment?" use it instead of os.Getenv.
+func InEnv(name string) bool {
+	if name == "" {
+		name = DefaultEnv
+	}
+	if os.Getenv(name) != "" {
+		return true
+	}
+	taken.Lock()
+	defer taken.Unlock()
+	return taken.names[name]
+}
+
 func fromFile(src Source) ([]byte, error) {
 	var r io.Reader
 	if src.File == "-" {
@@ -75,20 +116,30 @@ func fromFile(src Source) ([]byte, error) {
 			r = os.Stdin
 		}
 	} else {
+		// Stat first: opening a FIFO would block.
+		pre, err := os.Stat(src.File)
+		if err != nil {
+			return nil, fmt.Errorf("password file: %w", err)
+		}
+		if !pre.Mode().IsRegular() {
+			return nil, fmt.Errorf("password file %s is not a regular file", src.File)
+		}
 		f, err := os.Open(src.File)
 		if err != nil {
 			return nil, fmt.Errorf("password file: %w", err)
 		}
 		defer f.Close()
+		// What counts is the file opened (through any symbolic link), as
+		// it is now: fstat, not the path.
 		fi, err := f.Stat()
 		if err != nil {
 			return nil, fmt.Errorf("password file: %w", err)
 		}
-		if !fi.Mode().IsRegular() {
-			return nil, fmt.Errorf("password file %s is not a regular file", src.File)
+		if !fi.Mode().IsRegular() || !os.SameFile(pre, fi) {
+			return nil, fmt.Errorf("password file %s changed while it was opened", src.File)
 		}
-		if perm := fi.Mode().Perm(); perm&0o044 != 0 {
-			return nil, fmt.Errorf("password file %s is readable by group or others (mode %04o): restrict it with chmod 600 %s", src.File, perm, src.File)
+		if err := checkFile(src.File, fi); err != nil {
+			return nil, err
 		}
 		r = f
 	}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetup/fleetup/proc"
 	"github.com/fleetup/fleetup/transport"
 )
 
@@ -49,8 +50,12 @@ func New() (*Conn, error) {
 // processes that escaped the killed process group.
 const waitDelay = 5 * time.Second
 
+// command prepares cmd to run through /bin/sh. Its environment is
+// proc.Environ's: the manager's own without the password and SSH agent
+// variables (and any other proc.Secret marked), in the C locale.
 func (c *Conn) command(ctx context.Context, cmd string) *exec.Cmd {
 	ec := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
+	ec.Env = proc.Environ()
 	ec.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	ec.Cancel = func() error { return syscall.Kill(-ec.Process.Pid, syscall.SIGKILL) }
 	ec.WaitDelay = waitDelay

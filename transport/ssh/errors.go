@@ -38,6 +38,17 @@ func (e *HostKeyError) Error() string {
 }
 
 // AuthError is a node that refused every authentication method tried.
+//
+// The transport classifies what x/crypto/ssh returns by type wherever it
+// has one: *ssh.ExitError for a command's exit status, *ssh.OpenChannelError
+// for a refused session, *knownhosts.KeyError and *knownhosts.RevokedError
+// for host keys, *ssh.PassphraseMissingError for an encrypted identity.
+// The one exception is this error: x/crypto/ssh (v0.45) reports a client
+// whose every method was refused with an untyped fmt.Errorf ("ssh: unable
+// to authenticate, attempted methods [...], no supported methods remain";
+// its ServerAuthError and PartialSuccessError are the server's side), so
+// authFailure (auth.go) has to recognise it by that text. The text is the
+// library's own, not the node's and not translated.
 type AuthError struct {
 	Host    string
 	User    string
