@@ -2,11 +2,13 @@ package agent
 
 import (
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+
+	"github.com/fleetup/fleetup/wire"
 )
 
 // FindEngine returns the engine binary for linux/goarch. It looks, in
@@ -22,7 +24,9 @@ func FindEngine(goarch, selfArch string) (string, error) {
 		return "", fmt.Errorf("FLEETUP_ENGINE=%s: no such file", p)
 	}
 	names := []string{wire.BinaryName + "-linux-" + goarch}
-	if goarch == selfArch {
+	// The plain name is this machine's own build: a Linux engine only
+	// when the manager runs on Linux.
+	if goarch == selfArch && runtime.GOOS == "linux" {
 		names = append(names, wire.BinaryName)
 	}
 	if exe, err := os.Executable(); err == nil {

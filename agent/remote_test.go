@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/fleetup/fleetup/internal/testenv"
 	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/transport/local"
+	"github.com/fleetup/fleetup/wire"
 )
 
 var engineBin string

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // runChild runs one of the helper processes: "sim" or "depot".

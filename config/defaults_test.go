@@ -1,11 +1,11 @@
 package config_test
 
 import (
-	"github.com/fleetup/fleetup/wire"
 	"testing"
 
 	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/depot"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // TestDefaultsAgree checks that config's defaults are the ones the depot

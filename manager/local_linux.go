@@ -1,4 +1,4 @@
-package cli
+package manager
 
 import (
 	"github.com/fleetup/fleetup/agent"

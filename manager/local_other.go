@@ -1,6 +1,6 @@
 //go:build !linux
 
-package cli
+package manager
 
 import (
 	"runtime"
@@ -11,5 +11,5 @@ import (
 // openLocal refuses the local node: fleetup updates the machine it runs on
 // only on Linux; elsewhere it is a manager of remote nodes.
 func openLocal(string, []string) (agent.Agent, error) {
-	return nil, usagef("no --target given, and fleetup updates the machine it runs on only on Linux (this is %s): name the nodes with --target, --nodes or --inputfile", runtime.GOOS)
+	return nil, configErrorf("no --target given, and fleetup updates the machine it runs on only on Linux (this is %s): name the nodes with --target, --nodes or --inputfile", runtime.GOOS)
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/version"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // Node is one node of a run: its name and how to reach it.

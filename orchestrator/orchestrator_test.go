@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"errors"
-	"github.com/fleetup/fleetup/wire"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/wire"
 )
 
 func TestDecide(t *testing.T) {

@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fleetup/fleetup/wire"
 	"net"
 	"net/netip"
 	"slices"
@@ -38,6 +37,7 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup/transport"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // Kind is the kind of node, which decides the ports a deploy needs to it.

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,11 +11,9 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup"
-	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/config"
+	"github.com/fleetup/fleetup/manager"
 	"github.com/fleetup/fleetup/orchestrator"
-	"github.com/fleetup/fleetup/pki"
-	"github.com/fleetup/fleetup/runstate"
 )
 
 type deployOptions struct {
@@ -86,11 +82,7 @@ func visited(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
-func newRunID() string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
-}
+func newRunID() string { return manager.NewRunID() }
 
 // deploy runs a deploy or an inventory. A cancel (SIGINT, SIGTERM, SIGHUP)
 // at any point, start-up included, ends it with errCancelled once what was
@@ -130,103 +122,36 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	if err != nil {
 		return err
 	}
-	stateDir := opts.StateDir
-	if stateDir == "" {
-		stateDir = runstate.DefaultDir()
-	}
-	runID := newRunID()
+	runID := manager.NewRunID()
 	out := newReporter(env.Stdout, opts.JSON)
 	out.runStart(runID, len(ts))
-
-	// The journal comes first: a state directory that cannot be created
-	// or written stops the run before anything starts or any node is
-	// touched. What the journal fails to record later is reported and
-	// makes the run fail.
-	var jr *runstate.Journal
-	var rj *runJournal
-	if len(ts) > 0 {
-		var run *runstate.Run
-		if jr, err = runstate.Open(stateDir); err == nil {
-			run, err = jr.Begin(runID)
-		}
-		if err != nil {
-			return usagef("--state-dir: %w", err)
-		}
-		rj = &runJournal{run: run}
-		defer func() { // early returns: the run ends with nothing placed
-			if err := rj.finish(nil); err != nil {
-				out.notice("", "journal: "+err.Error())
-			}
-		}()
-		if _, err := jr.Pending(); err != nil {
-			out.notice("", "journal: "+err.Error()+": what the runs in those files left on nodes is not swept")
-		}
-	}
-
-	// The manager's side: its web server for remote nodes, FTP for
-	// switches, and its own firewall. Each is undone when the run ends,
-	// also when it was cancelled.
-	srv := &managerServers{runID: runID, stateDir: stateDir, ports: opts.ports, out: out}
-	defer srv.close(ctx)
-	var ca *pki.CA
-	var mgr *pki.Leaf
-	if len(ts) > 0 {
-		if ca, err = pki.NewCA(runID); err != nil {
-			return err
-		}
-		if mgr, err = ca.Issue(pki.ManagerName, nil); err != nil {
-			return err
-		}
-		if err := srv.startDepot(ctx, pki.ServerTLS(ca.Pool(), mgr.Cert), comps); err != nil {
-			return err
-		}
-	}
-	// A dry run serves nothing: switches have nothing to fetch.
-	if opts.ports.FTPEnabled() && !opts.inventory && !opts.DryRun {
-		if err := srv.startFTP(ctx, comps); err != nil {
-			return err
-		}
-	}
-	if opts.ports.OpenFirewall.Value {
-		if err := srv.openFirewall(ctx); err != nil {
-			return err
-		}
-	}
-	srv.announce()
-
-	var nodes []orchestrator.Node
-	if len(ts) == 0 {
-		nodes = []orchestrator.Node{{Name: "localhost", Open: func(ctx context.Context) (agent.Agent, error) {
-			return openLocal(runID, opts.plugins())
-		}}}
-	} else {
-		setup := &remoteSetup{
-			opts: &opts.nodeOptions, runID: runID, ca: ca, manager: mgr, depotPort: srv.depot.HTTPSPort(),
-			password: opts.password(ctx, env), signers: signers, run: rj.run, jr: jr,
-			notice: out.notice,
-		}
-		nodes = setup.nodes(ts)
-	}
-
-	stopNotice := context.AfterFunc(ctx, func() {
-		out.notice("", "cancelled: nodes finish the component they are installing, skip the rest, and clean up")
-	})
-	defer stopNotice()
-	results := orchestrator.Run(ctx, orchestrator.Options{
+	res, err := manager.Run(ctx, manager.Options{
+		RunID:         runID,
 		Components:    comps,
-		Nodes:         nodes,
+		Nodes:         opts.posixNodes(ctx, ts, opts.password(ctx, env), signers),
+		Ports:         opts.ports,
+		StateDir:      opts.StateDir,
 		InventoryOnly: opts.inventory && opts.Baseline == "",
 		DryRun:        opts.DryRun || opts.inventory,
 		Downgrade:     opts.Downgrade,
 		Rewrite:       opts.Rewrite,
 		Parallel:      opts.Parallel,
+		FwupdPlugins:  opts.plugins(),
 		Emit:          out.event,
+		Started:       out.listening,
 	})
+	if err != nil {
+		var ce *manager.ConfigError
+		if errors.As(err, &ce) {
+			return &usageError{ce.Err}
+		}
+		return err
+	}
+	results := res.Nodes
 	out.results = results
 	out.summary(results, opts.inventory)
-	jerr := rj.finish(results)
-	if jerr != nil {
-		out.notice("", "journal: "+jerr.Error()+"; `fleetup cleanup --target NODE --run "+runID+"` removes what the run left")
+	if res.Journal != nil {
+		out.notice("", "journal: "+res.Journal.Error()+"; `fleetup cleanup --target NODE` removes what the run left")
 	}
 	failed := 0
 	cancelled := false
@@ -244,48 +169,23 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	if failed > 0 {
 		return &nodesError{failed: failed, total: len(results)}
 	}
-	if jerr != nil {
-		return fmt.Errorf("journal %s could not record the run's end: %w", stateDir, jerr)
+	if res.Journal != nil {
+		return fmt.Errorf("the journal could not record the run's end: %w", res.Journal)
 	}
 	return nil
 }
 
-// runJournal ends a run's journal once, with each node's clean-up.
-type runJournal struct {
-	run  *runstate.Run
-	done bool
-}
-
-// finish records, for every node that had an engine, whether its clean-up
-// was confirmed (cleaned: the node leaves the journal) or not
-// (cleanup-failed: it stays for `fleetup cleanup`), then ends the run. A
-// node never reached keeps whatever was recorded (placed, when anything
-// was). It does nothing on a nil runJournal (no remote nodes) or after
-// the first call. Every error is returned, joined.
-func (j *runJournal) finish(results []orchestrator.NodeResult) error {
-	if j == nil || j.done {
-		return nil
+// listening tells the user where the manager listens: a "manager" JSON
+// line, or a line of text.
+func (r *reporter) listening(l manager.Listening) {
+	if r.json {
+		r.line(struct {
+			Type string `json:"type"`
+			manager.Listening
+		}{"manager", l})
+		return
 	}
-	j.done = true
-	var errs []error
-	for _, r := range results {
-		var state string
-		switch {
-		case r.CleanupError != "":
-			state = runstate.StateCleanupFailed
-		case r.Cleanup != nil:
-			state = runstate.StateCleaned
-		default:
-			continue
-		}
-		if err := j.run.SetState(r.Node, state); err != nil {
-			errs = append(errs, fmt.Errorf("node %s (%s): %w", r.Node, state, err))
-		}
-	}
-	if err := j.run.End(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	r.notice("", "the manager listens on "+l.String())
 }
 
 // reporter prints what happens: JSON lines, or short human lines and a

@@ -3,10 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/fleetup/fleetup/orchestrator"
 	"sync"
 
 	"github.com/fleetup/fleetup/esxi"
+	"github.com/fleetup/fleetup/orchestrator"
 )
 
 type firewallESXiOptions struct {

@@ -3,12 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/fleetup/fleetup/orchestrator"
 	"text/tabwriter"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/preflight"
 	"github.com/fleetup/fleetup/target"
 	"github.com/fleetup/fleetup/transport"

@@ -6,20 +6,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
-	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/config"
-	"github.com/fleetup/fleetup/orchestrator"
-	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/manager"
+	"github.com/fleetup/fleetup/proc"
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/secret"
 	"github.com/fleetup/fleetup/target"
+	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 )
 
@@ -78,6 +77,9 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 // targets reads every target the user named, in order, with duplicates
 // refused.
 func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
+	// No child of the manager (firewall tools, the local node's
+	// installers) ever sees the password variable.
+	proc.Secret(o.PasswordEnv)
 	var ts []target.Target
 	for _, s := range o.Targets {
 		t, err := target.Parse(s)
@@ -233,7 +235,8 @@ func (o *nodeOptions) sudoPassword(t target.Target, password func() ([]byte, err
 	if _, ok := o.groupPasswords[t.String()]; ok {
 		return o.passwordFor(t, password)
 	}
-	if o.PasswordFile == "" && os.Getenv(o.PasswordEnv) == "" && !isTerminal() {
+	// secret.Password unsets the variable once read: InEnv remembers.
+	if o.PasswordFile == "" && !secret.InEnv(o.PasswordEnv) && !isTerminal() {
 		return nil
 	}
 	return password
@@ -287,76 +290,29 @@ func (o *nodeOptions) knownHosts() string {
 	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
-// remoteNodes turns targets into orchestrator nodes that reach each over SSH
-// and place the engine, journaling what they place.
-type remoteSetup struct {
-	opts      *nodeOptions
-	runID     string
-	ca        *pki.CA
-	manager   *pki.Leaf
-	depotPort int
-	password  func() ([]byte, error)
-	signers   []gossh.Signer
-	run       *runstate.Run
-	jr        *runstate.Journal
-	notice    func(node, msg string)
-}
-
-func (s *remoteSetup) nodes(ts []target.Target) []orchestrator.Node {
-	var out []orchestrator.Node
+// posixNodes turns targets into the run's nodes: each reached over SSH
+// with the credentials and host-key policy of the flags, its engine placed
+// and started by the manager.
+func (o *nodeOptions) posixNodes(ctx context.Context, ts []target.Target, password func() ([]byte, error), signers []gossh.Signer) []manager.Node {
+	var out []manager.Node
 	for _, t := range ts {
-		name := t.String()
-		out = append(out, orchestrator.Node{Name: name, Open: func(ctx context.Context) (agent.Agent, error) {
-			return s.open(ctx, t, name)
+		out = append(out, manager.Node{Name: t.String(), Opener: &manager.POSIXNode{
+			Dial: func(ctx context.Context) (transport.Conn, error) {
+				c, err := o.dial(ctx, t, password, signers)
+				if err != nil {
+					return nil, err
+				}
+				return c, nil
+			},
+			SudoPassword:       o.sudoPassword(t, password),
+			EnginePort:         o.EnginePort,
+			EnginePortExplicit: o.EnginePortExplicit,
+			IdleTimeout:        o.EngineIdle,
+			FwupdPlugins:       o.plugins(),
+			Tunnel:             o.Tunnel,
 		}})
 	}
 	return out
-}
-
-func (s *remoteSetup) open(ctx context.Context, t target.Target, name string) (agent.Agent, error) {
-	conn, err := s.opts.dial(ctx, t, s.password, s.signers)
-	if err != nil {
-		return nil, err
-	}
-	var sweep []string
-	if s.jr != nil {
-		// An unreadable journal file only means less to sweep; deploy
-		// reported it when the run began.
-		recs, _ := s.jr.ForNode(name)
-		for _, r := range recs {
-			if r.RunID != s.runID {
-				sweep = append(sweep, r.RunID)
-			}
-		}
-	}
-	pw := s.opts.sudoPassword(t, s.password)
-	rem, err := agent.NewRemote(ctx, name, conn, agent.RemoteOptions{
-		RunID:              s.runID,
-		Node:               name,
-		Password:           pw,
-		Engine:             func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) },
-		CA:                 s.ca,
-		Manager:            s.manager,
-		DepotPort:          s.depotPort,
-		EnginePort:         s.opts.EnginePort,
-		EnginePortExplicit: s.opts.EnginePortExplicit,
-		IdleTimeout:        s.opts.EngineIdle,
-		FwupdPlugins:       s.opts.plugins(),
-		SweepRuns:          sweep,
-		Tunnel:             s.opts.Tunnel,
-		Placed: func(dir string, pid, port int) error {
-			if s.run == nil {
-				return nil
-			}
-			return s.run.Record(runstate.NodeRecord{Node: name, State: runstate.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + s.runID})
-		},
-		Notice: func(msg string) { s.notice(name, msg) },
-	})
-	if err != nil {
-		// Not the typed nil *Remote as a non-nil Agent.
-		return nil, err
-	}
-	return rem, nil
 }
 
 func isTerminal() bool {

@@ -1,0 +1,289 @@
+// Package manager assembles a run on the manager's side: the run's
+// certificates, the crash journal, the web server nodes pull from (depot),
+// FTP for switches, the manager's own firewall (--open-firewall), an opener
+// per node kind, and the orchestrator that drives the nodes. Everything it
+// starts is undone when the run ends, also when it was cancelled. Both the
+// command line (`fleetup deploy`, `fleetup inventory`) and the service to
+// come (`fleetup serve`) run through Run; package cli only parses flags and
+// prints.
+package manager
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetup/fleetup"
+	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/config"
+	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/runstate"
+)
+
+// Options configure a run.
+type Options struct {
+	// RunID names the run (made by NewRunID when empty).
+	RunID      string
+	Components []*fleetup.Component
+	// Nodes are the nodes to work on; none means the local node.
+	Nodes []Node
+	// Ports are the manager's port settings (http, https, FTP, firewall).
+	Ports *config.Config
+	// StateDir holds the crash journal and the FTP credentials
+	// (runstate.DefaultDir() when empty).
+	StateDir string
+	// InventoryOnly stops after inventory; DryRun after analysis.
+	InventoryOnly bool
+	DryRun        bool
+	Downgrade     bool
+	Rewrite       bool
+	// Parallel bounds the nodes worked on at once.
+	Parallel int
+	// FwupdPlugins are the fwupd plugins the local node loads (remote
+	// nodes get theirs from their opener).
+	FwupdPlugins []string
+	// Emit receives every event: the nodes' and the manager's own notices
+	// (Node ""). It is called from many goroutines at once.
+	Emit func(fleetup.Event)
+	// Started is called once the manager's servers listen, before any
+	// node is reached.
+	Started func(Listening)
+}
+
+// Node is one node of a run and how to reach it.
+type Node struct {
+	// Name is the node as the user named it.
+	Name   string
+	Opener Opener
+}
+
+// An Opener reaches one kind of node and returns its agent (for a Linux
+// node: SSH, the engine placed and started).
+type Opener interface {
+	Open(ctx context.Context, name string, run *Env) (agent.Agent, error)
+}
+
+// Env is what an opener gets from the run.
+type Env struct {
+	RunID string
+	// CA is the run's certificate authority; Manager the manager's
+	// identity as a client of the engines.
+	CA      *pki.CA
+	Manager *pki.Leaf
+	// DepotPort is the manager's HTTPS port nodes pull from.
+	DepotPort int
+	journal   *runstate.Journal
+	run       *runstate.Run
+	emit      func(fleetup.Event)
+}
+
+// Placed returns the callback that journals what a node has placed.
+func (e *Env) Placed(node string) func(dir string, pid, port int) error {
+	return func(dir string, pid, port int) error {
+		return e.run.Record(runstate.NodeRecord{Node: node, State: runstate.StatePlaced, EngineDir: dir, EnginePID: pid, EnginePort: port, FirewallTag: "fleetup:" + e.RunID})
+	}
+}
+
+// SweepRuns are the earlier runs the journal says left something on node.
+// An unreadable journal file only means less to sweep; Run reported it
+// when the run began.
+func (e *Env) SweepRuns(node string) []string {
+	recs, _ := e.journal.ForNode(node)
+	var out []string
+	for _, r := range recs {
+		if r.RunID != e.RunID {
+			out = append(out, r.RunID)
+		}
+	}
+	return out
+}
+
+// Notice tells the user something about node.
+func (e *Env) Notice(node, msg string) {
+	e.emit(fleetup.Event{Time: time.Now(), Node: node, Message: msg})
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	RunID string
+	Nodes []orchestrator.NodeResult
+	// Journal says what the journal could not record at the run's end
+	// (the run then needs `fleetup cleanup`); nil when all went in.
+	Journal error
+}
+
+// ConfigError is a run that did not start because of its settings (a port
+// the user chose is taken, the state directory cannot be written,
+// --open-firewall without root); no node was touched.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{fmt.Errorf(format, args...)}
+}
+
+// Run works on every node of opts and returns when each has ended, its
+// clean-up included. An error means the run did not start (a
+// *ConfigError for its settings): nothing was left anywhere.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.RunID == "" {
+		opts.RunID = NewRunID()
+	}
+	if opts.Ports == nil {
+		return nil, errors.New("manager: no port configuration")
+	}
+	stateDir := opts.StateDir
+	if stateDir == "" {
+		stateDir = runstate.DefaultDir()
+	}
+	emit := func(ev fleetup.Event) {
+		if opts.Emit != nil {
+			opts.Emit(ev)
+		}
+	}
+	notice := func(msg string) { emit(fleetup.Event{Time: time.Now(), Message: msg}) }
+	env := &Env{RunID: opts.RunID, emit: emit}
+
+	// The journal comes first: a state directory that cannot be created
+	// or written stops the run before anything starts or any node is
+	// touched. What the journal fails to record later is reported and
+	// makes the run fail.
+	var rj *runJournal
+	if len(opts.Nodes) > 0 {
+		jr, err := runstate.Open(stateDir)
+		var run *runstate.Run
+		if err == nil {
+			run, err = jr.Begin(opts.RunID)
+		}
+		if err != nil {
+			return nil, configErrorf("--state-dir: %w", err)
+		}
+		env.journal, env.run = jr, run
+		rj = &runJournal{run: run}
+		defer func() { // early returns: the run ends with nothing placed
+			if err := rj.finish(nil); err != nil {
+				notice("journal: " + err.Error())
+			}
+		}()
+		if _, err := jr.Pending(); err != nil {
+			notice("journal: " + err.Error() + ": what the runs in those files left on nodes is not swept")
+		}
+	}
+
+	// The manager's side: its web server for remote nodes, FTP for
+	// switches, and its own firewall. Each is undone when the run ends,
+	// also when it was cancelled.
+	srv := &servers{runID: opts.RunID, stateDir: stateDir, ports: opts.Ports, notice: notice}
+	defer srv.close(ctx)
+	if len(opts.Nodes) > 0 {
+		ca, err := pki.NewCA(opts.RunID)
+		if err != nil {
+			return nil, err
+		}
+		mgr, err := ca.Issue(pki.ManagerName, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := srv.startDepot(ctx, pki.ServerTLS(ca.Pool(), mgr.Cert), opts.Components); err != nil {
+			return nil, err
+		}
+		env.CA, env.Manager, env.DepotPort = ca, mgr, srv.depot.HTTPSPort()
+	}
+	// A dry run serves nothing: switches have nothing to fetch.
+	if opts.Ports.FTPEnabled() && !opts.InventoryOnly && !opts.DryRun {
+		if err := srv.startFTP(ctx, opts.Components); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Ports.OpenFirewall.Value {
+		if err := srv.openFirewall(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if l := srv.listeningInfo(); l.Any() && opts.Started != nil {
+		opts.Started(l)
+	}
+
+	var nodes []orchestrator.Node
+	if len(opts.Nodes) == 0 {
+		nodes = []orchestrator.Node{{Name: "localhost", Open: func(ctx context.Context) (agent.Agent, error) {
+			return openLocal(opts.RunID, opts.FwupdPlugins)
+		}}}
+	}
+	for _, n := range opts.Nodes {
+		nodes = append(nodes, orchestrator.Node{Name: n.Name, Open: func(ctx context.Context) (agent.Agent, error) {
+			a, err := n.Opener.Open(ctx, n.Name, env)
+			if err != nil {
+				return nil, err // never a typed nil as an Agent
+			}
+			return a, nil
+		}})
+	}
+	stopNotice := context.AfterFunc(ctx, func() {
+		notice("cancelled: nodes finish the component they are installing, skip the rest, and clean up")
+	})
+	defer stopNotice()
+	results := orchestrator.Run(ctx, orchestrator.Options{
+		Components:    opts.Components,
+		Nodes:         nodes,
+		InventoryOnly: opts.InventoryOnly,
+		DryRun:        opts.DryRun,
+		Downgrade:     opts.Downgrade,
+		Rewrite:       opts.Rewrite,
+		Parallel:      opts.Parallel,
+		Emit:          emit,
+	})
+	return &Result{RunID: opts.RunID, Nodes: results, Journal: rj.finish(results)}, nil
+}
+
+// runJournal ends a run's journal once, with each node's clean-up.
+type runJournal struct {
+	run  *runstate.Run
+	done bool
+}
+
+// finish records, for every node that had an engine, whether its clean-up
+// was confirmed (cleaned: the node leaves the journal) or not
+// (cleanup-failed: it stays for `fleetup cleanup`), then ends the run. A
+// node never reached keeps whatever was recorded (placed, when anything
+// was). It does nothing on a nil runJournal (no remote nodes) or after
+// the first call. Every error is returned, joined.
+func (j *runJournal) finish(results []orchestrator.NodeResult) error {
+	if j == nil || j.done {
+		return nil
+	}
+	j.done = true
+	var errs []error
+	for _, r := range results {
+		var state string
+		switch {
+		case r.CleanupError != "":
+			state = runstate.StateCleanupFailed
+		case r.Cleanup != nil:
+			state = runstate.StateCleaned
+		default:
+			continue
+		}
+		if err := j.run.SetState(r.Node, state); err != nil {
+			errs = append(errs, fmt.Errorf("node %s (%s): %w", r.Node, state, err))
+		}
+	}
+	if err := j.run.End(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// NewRunID makes a run id: the UTC time and six random hex digits
+// ("20261201-235959-a1b2c3"), the shape every engine and sweep checks.
+func NewRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
