@@ -49,7 +49,7 @@ func Control(ctx context.Context, node string, sess Session, ca *pki.CA, manager
 	}
 	r := &Remote{name: node, sess: sess, idle: idle}
 	r.lost, r.setLost = context.WithCancelCause(context.Background())
-	c, err := connect(ctx, sess.Endpoint(), EngineTLS(ca, manager, node), notice)
+	c, err := connect(ctx, sess.Endpoint(), EngineTLS(ca, manager, node), pingTimeout(idle), notice)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchCleanupTimeout)
 		defer cancel()
@@ -65,6 +65,10 @@ func Control(ctx context.Context, node string, sess Session, ca *pki.CA, manager
 	go r.heartbeat(bctx)
 	return r, nil
 }
+
+// lostShutdownTimeout bounds the clean-up through the launcher's session
+// of a node whose engine stopped answering.
+const lostShutdownTimeout = 15 * time.Second
 
 // EngineTLS is the manager's client configuration for the engine of node:
 // the run's CA only, the manager's certificate, and a server certificate
@@ -83,14 +87,21 @@ func EngineTLS(ca *pki.CA, manager *pki.Leaf, node string) *tls.Config {
 
 // connect reaches the engine's TLS port: directly, or, when that is
 // blocked (or ep says so), through the launcher's connection.
-func connect(ctx context.Context, ep Endpoint, tlsConf *tls.Config, notice func(string)) (*wire.Client, error) {
+// pingTimeout bounds each attempt to reach a new engine: well inside its
+// idle timeout, so that the engine's watchdog never ends it while the
+// manager is still trying the first way.
+func pingTimeout(idle time.Duration) time.Duration {
+	return min(10*time.Second, idle/3)
+}
+
+func connect(ctx context.Context, ep Endpoint, tlsConf *tls.Config, timeout time.Duration, notice func(string)) (*wire.Client, error) {
 	var via func(ctx context.Context, _, _ string) (net.Conn, error)
 	if ep.Via != nil {
 		via = func(ctx context.Context, _, _ string) (net.Conn, error) { return ep.Via(ctx) }
 	}
 	try := func(dial func(ctx context.Context, _, _ string) (net.Conn, error)) (*wire.Client, error) {
 		c := wire.NewClient(ep.Addr, tlsConf, dial)
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		if err := c.Ping(pctx); err != nil {
 			c.Close()
@@ -282,10 +293,22 @@ func (r *Remote) close(ctx context.Context) (*wire.CleanupReport, error) {
 	<-r.beatDone
 	r.client.Close()
 	if lost := r.Lost(); lost != nil {
+		// The engine's port went silent; the session that started it may
+		// still work (a firewall that began to drop the port, say): a
+		// shutdown through it is tried, bounded.
+		sctx, cancel := context.WithTimeout(ctx, lostShutdownTimeout)
+		rep, err := r.sess.Shutdown(sctx)
+		cancel()
+		if err == nil {
+			return rep, nil
+		}
 		// Nothing can be done on the node now. The engine removes itself
 		// once it has not heard from the manager for its idle timeout.
 		r.sess.Abandon()
-		return &wire.CleanupReport{Node: r.name}, fmt.Errorf("clean-up on %s not confirmed: the node is unreachable; its engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, r.idle, r.name)
+		if rep == nil {
+			rep = &wire.CleanupReport{Node: r.name}
+		}
+		return rep, fmt.Errorf("clean-up on %s not confirmed: the node is unreachable (%v); its engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, err, r.idle, r.name)
 	}
 	return r.sess.Shutdown(ctx)
 }

@@ -43,8 +43,15 @@ for d in "${TMPDIR:-/tmp}" /tmp /var/tmp /dev/shm "$HOME"; do
   if "$dir/probe" 2>/dev/null; then rm -f "$dir/probe"; found=$dir; break; fi
   rm -rf "$dir"; echo "skip=$d: mounted noexec"
 done
-[ -n "$found" ] || exit 0
+[ -n "$found" ] || { echo nodir; exit 0; }
 echo "dir=$found"
+`
+
+// scoutTrap goes before scoutScript where the scout's session goes on to
+// run the engine: a session that ends before the engine runs (link cut,
+// sshd killed, the manager gone) removes the directory it made. The exec
+// of the engine drops the trap.
+const scoutTrap = `trap 'if [ -n "${found:-}" ]; then rm -rf "$found"; fi' EXIT HUP PIPE TERM INT
 `
 
 // scoutLimit bounds what a scout may say: a node that floods the pipe is
@@ -53,6 +60,10 @@ const (
 	scoutMaxLines = 64
 	scoutMaxLine  = 4096
 )
+
+// errScoutCutShort is a scout that ended before it said where it made
+// the run's directory, or that there is none.
+var errScoutCutShort = errors.New("scout: the session ended before the scout finished")
 
 // scoutReport is what the scout said: the node's architecture, the
 // directory it made, and why it skipped the other candidates.
@@ -83,6 +94,7 @@ func runDir(dir, runID string) error {
 // parseScout reads the scout's lines (up to and including dir=).
 func parseScout(lines []string, runID string) (scoutReport, error) {
 	var rep scoutReport
+	nodir := false
 	if len(lines) > scoutMaxLines {
 		return rep, fmt.Errorf("scout: the node said %d lines, more than %d", len(lines), scoutMaxLines)
 	}
@@ -101,11 +113,16 @@ func parseScout(lines []string, runID string) (scoutReport, error) {
 			rep.Dir = v
 		case "skip":
 			rep.Skips = append(rep.Skips, v)
+		case "nodir":
+			nodir = true
 		}
 	}
 	if rep.Dir == "" {
 		if rep.Arch == "" {
 			return rep, errors.New("scout: the node did not run the scouting script (no arch= line)")
+		}
+		if !nodir {
+			return rep, errScoutCutShort
 		}
 		return rep, fmt.Errorf("%w (%s)", ErrNoExecDir, strings.Join(rep.Skips, "; "))
 	}

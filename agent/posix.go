@@ -135,6 +135,9 @@ type posixSession struct {
 	// stderrDone is closed when stderr has ended.
 	reading    bool
 	stderrDone chan struct{}
+	// exited is closed when the session has ended, waitErr then says how.
+	exited  chan struct{}
+	waitErr error
 
 	shutOnce sync.Once
 	shutRep  *wire.CleanupReport
@@ -171,7 +174,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 	if scouting {
 		// The SHA-256 is known once the engine is copied: the session
 		// reads it after "start".
-		cmd = s.scoutScript() + startTail
+		cmd = scoutTrap + s.scoutScript() + startTail
 	} else {
 		cmd = "LC_ALL=C; export LC_ALL; found=" + transport.ShellQuote(s.loginDir) + " sum=" + transport.ShellQuote(sum) + "\n"
 	}
@@ -184,6 +187,13 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 		return fmt.Errorf("start engine: %w", err)
 	}
 	s.proc = p
+	// One waiter for the session's end: its error is the transport's word
+	// on how it ended (sessionEnd).
+	s.exited = make(chan struct{})
+	go func() {
+		s.waitErr = p.Wait()
+		close(s.exited)
+	}()
 	prompts := make(chan struct{}, 4)
 	s.stderrDone = make(chan struct{})
 	go func() {
@@ -207,7 +217,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 		select {
 		case err := <-hello:
 			if err != nil {
-				return s.startError(err)
+				return s.startError(fmt.Errorf("%w%s", err, s.sessionEnd()))
 			}
 			return nil
 		case <-prompts:
@@ -258,7 +268,7 @@ func (s *posixSession) scoutAndPlace(ctx context.Context, stdout *bufio.Reader) 
 			if _, perr := parseScout(lines, s.spec.RunID); errors.Is(perr, ErrNoExecDir) {
 				return perr
 			}
-			return s.startError(fmt.Errorf("scout: the session ended: %w", err))
+			return s.startError(fmt.Errorf("scout: the session ended before the scout finished (%v)%s", err, s.sessionEnd()))
 		}
 	}
 	rep, err := parseScout(lines, s.spec.RunID)
@@ -397,7 +407,7 @@ func (s *posixSession) nextLine(ctx context.Context, d time.Duration, what strin
 	select {
 	case l, ok := <-s.lines:
 		if !ok {
-			return nil, s.startError(errors.New("the engine exited before it was ready"))
+			return nil, s.startError(fmt.Errorf("the engine's session ended before it was ready%s", s.sessionEnd()))
 		}
 		return l, nil
 	case <-timer.C:
@@ -552,11 +562,13 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 			// The engine ran and died (killed, crashed) without cleaning
 			// up: a fresh one removes what it left, while the node is
 			// still reachable.
-			died := s.startError(errors.New("the engine exited without reporting its clean-up"))
+			died := s.startError(fmt.Errorf("the engine's session ended without its clean-up report%s", s.sessionEnd()))
 			swept, err := s.sweepSelf(ctx)
 			rep.Merge(swept)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%w; removing what it left failed: %w", died, err))
+			} else {
+				s.notice(fmt.Sprintf("%v; a fresh engine removed what it left: %s", died, Describe(swept)))
 			}
 		}
 	}
@@ -591,6 +603,25 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 		return rep, fmt.Errorf("clean-up on %s: %w", s.spec.Node, errors.Join(errs...))
 	}
 	return rep, nil
+}
+
+// sessionEnd says how the engine's session ended, when it has (the
+// transport's word: connection lost, exit status), as ": ..." for an
+// error message; "" while it runs or when it ended without a word.
+func (s *posixSession) sessionEnd() string {
+	if s.exited == nil {
+		return ""
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+		if s.waitErr != nil {
+			return " (" + s.waitErr.Error() + ")"
+		}
+	case <-t.C:
+	}
+	return ""
 }
 
 // sweepSelf has a fresh engine remove what this run's engine left on the

@@ -162,7 +162,10 @@ func TestLaunchSessionEndsDuringScouting(t *testing.T) {
 		want string
 	}{
 		{"before a word", func(string, io.Reader, io.WriteCloser, io.WriteCloser) {}, "the session ended"},
-		{"after arch", func(_ string, _ io.Reader, stdout, _ io.WriteCloser) { fmt.Fprintln(stdout, "arch=x86_64") }, "no directory"},
+		{"after arch", func(_ string, _ io.Reader, stdout, _ io.WriteCloser) { fmt.Fprintln(stdout, "arch=x86_64") }, "ended before the scout finished"},
+		{"no directory", func(_ string, _ io.Reader, stdout, _ io.WriteCloser) {
+			fmt.Fprint(stdout, "arch=x86_64\nskip=/tmp: mounted noexec\nnodir\n")
+		}, "no directory on the node where a program may be run (/tmp: mounted noexec)"},
 		{"after the copy", func(_ string, stdin io.Reader, stdout, stderr io.WriteCloser) {
 			fmt.Fprintln(stderr, "Connection reset by peer")
 			scout(stdin, stdout)

@@ -73,7 +73,11 @@ func sweepOn(ctx context.Context, conn transport.Conn, spec Spec, password func(
 		if err := json.Unmarshal(l, rep); err != nil {
 			return fmt.Errorf("sweep report %q: %w", truncate(l, 200), err)
 		}
-		_ = s.proc.Wait()
+		select { // the sweeper exits once it has reported
+		case <-s.exited:
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+		}
 		return nil
 	}()
 	if s.proc != nil {

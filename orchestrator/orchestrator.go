@@ -279,11 +279,16 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 			emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCleanup, Message: "removed " + agent.Describe(rep)})
 		}
 	}
-	failed := 0
+	failed, skipped := 0, 0
 	reboot := false
 	for _, c := range res.Components {
-		if c.Phase == fleetup.PhaseFailed {
+		switch {
+		case c.Phase == fleetup.PhaseFailed:
 			failed++
+		case c.Phase == fleetup.PhaseSkipped && ctx.Err() == nil:
+			// Nobody cancelled the run: the node stopped on its own
+			// (its engine lost the manager's session, say).
+			skipped++
 		}
 		reboot = reboot || c.RebootNeeded
 	}
@@ -296,21 +301,34 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		} else {
 			res.State = fleetup.StateFailed
 		}
-	case failed > 0:
+	case failed > 0 || skipped > 0:
 		res.State = fleetup.StateFailed
 		res.FailedIn = phase
-		res.Error = fmt.Sprintf("%d component(s) failed", failed)
+		var parts []string
+		if failed > 0 {
+			parts = append(parts, fmt.Sprintf("%d component(s) failed", failed))
+		}
+		if skipped > 0 {
+			parts = append(parts, fmt.Sprintf("%d component(s) not installed: the node stopped before it got to them, and the run was not cancelled", skipped))
+		}
+		res.Error = strings.Join(parts, "; ")
 	case ctx.Err() != nil:
 		res.State = fleetup.StateCancelled
 		res.FailedIn = phase
 		res.Error = "cancelled"
+	case res.CleanupError != "":
+		// Everything was done, but what the run put on the node may
+		// still be there.
+		res.State = fleetup.StateFailed
+		res.FailedIn = fleetup.StateCleanup
+		res.Error = "clean-up: " + res.CleanupError
 	case reboot:
 		res.State = fleetup.StateRebootNeeded
 	default:
 		res.State = fleetup.StateComplete
 	}
 	msg := res.Error
-	if res.CleanupError != "" {
+	if res.CleanupError != "" && !strings.Contains(msg, res.CleanupError) {
 		if msg != "" {
 			msg += "; "
 		}
