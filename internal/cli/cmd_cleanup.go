@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/managerfw"
+	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/wire"
 )
@@ -67,62 +68,54 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 	var mu sync.Mutex
 	failed := 0
 	var journalErrs []error // what the journal could not record
-	sem := make(chan struct{}, opts.Parallel)
-	var wg sync.WaitGroup
-	for _, t := range ts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			name := t.String()
-			runs := append([]string(nil), opts.Runs...)
-			recs, jerr := jr.ForNode(name)
-			if jerr != nil {
-				out.notice(name, "journal: "+jerr.Error())
-			}
-			for _, r := range recs {
-				runs = append(runs, r.RunID)
-			}
-			rep, err := func() (*wire.CleanupReport, error) {
-				conn, err := opts.dial(ctx, t, password, signers)
-				if err != nil {
-					return nil, err
-				}
-				return agent.Sweep(ctx, name, conn, agent.RemoteOptions{
-					RunID:    runID,
-					Password: opts.sudoPassword(t, password),
-					Engine:   func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) },
-				}, runs, opts.All)
-			}()
-			mu.Lock()
-			defer mu.Unlock()
+	orchestrator.Each(ctx, len(ts), opts.Parallel, func(i int) {
+		t := ts[i]
+		name := t.String()
+		runs := append([]string(nil), opts.Runs...)
+		recs, jerr := jr.ForNode(name)
+		if jerr != nil {
+			out.notice(name, "journal: "+jerr.Error())
+		}
+		for _, r := range recs {
+			runs = append(runs, r.RunID)
+		}
+		rep, err := func() (*wire.CleanupReport, error) {
+			conn, err := opts.dial(ctx, t, password, signers)
 			if err != nil {
-				failed++
-				out.notice(name, "clean-up failed: "+err.Error())
-				return
+				return nil, err
 			}
-			for _, r := range recs {
-				// ErrUnknownRun: the run's last node was cleaned (and
-				// the run removed) by a concurrent clean-up already.
-				if err := jr.MarkCleaned(r.RunID, name); err != nil && !errors.Is(err, runstate.ErrUnknownRun) {
-					out.notice(name, "removed, but the journal still lists it: "+err.Error())
-					journalErrs = append(journalErrs, err)
-				}
-			}
-			if opts.JSON {
-				out.line(struct {
-					Type string `json:"type"`
-					*wire.CleanupReport
-				}{"cleanup", rep})
-			} else if rep.Empty() {
-				out.notice(name, "nothing to remove")
-			} else {
-				out.notice(name, "removed "+agent.Describe(rep))
-			}
+			return agent.Sweep(ctx, name, conn, agent.RemoteOptions{
+				RunID:    runID,
+				Password: opts.sudoPassword(t, password),
+				Engine:   func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) },
+			}, runs, opts.All)
 		}()
-	}
-	wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failed++
+			out.notice(name, "clean-up failed: "+err.Error())
+			return
+		}
+		for _, r := range recs {
+			// ErrUnknownRun: the run's last node was cleaned (and
+			// the run removed) by a concurrent clean-up already.
+			if err := jr.MarkCleaned(r.RunID, name); err != nil && !errors.Is(err, runstate.ErrUnknownRun) {
+				out.notice(name, "removed, but the journal still lists it: "+err.Error())
+				journalErrs = append(journalErrs, err)
+			}
+		}
+		if opts.JSON {
+			out.line(struct {
+				Type string `json:"type"`
+				*wire.CleanupReport
+			}{"cleanup", rep})
+		} else if rep.Empty() {
+			out.notice(name, "nothing to remove")
+		} else {
+			out.notice(name, "removed "+agent.Describe(rep))
+		}
+	})
 	if ctx.Err() != nil {
 		return errCancelled
 	}
