@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package local implements transport.Conn for the machine the manager runs
 // on, without SSH. Commands run through /bin/sh -c in their own process
 // group, which is killed whole when the command's context ends; files are
