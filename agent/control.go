@@ -308,7 +308,8 @@ func (r *Remote) close(ctx context.Context) (*wire.CleanupReport, error) {
 		if rep == nil {
 			rep = &wire.CleanupReport{Node: r.name}
 		}
-		return rep, fmt.Errorf("clean-up on %s not confirmed: the node is unreachable (%v); its engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, err, r.idle, r.name)
+		why := strings.TrimPrefix(err.Error(), "clean-up on "+r.name+": ")
+		return rep, fmt.Errorf("clean-up on %s not confirmed: the node is unreachable (%s); its engine removes itself after %s without the manager, and `fleetup cleanup --target %s` removes anything left once the node is reachable", r.name, why, r.idle, r.name)
 	}
 	return r.sess.Shutdown(ctx)
 }

@@ -565,17 +565,32 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 			died := s.startError(fmt.Errorf("the engine's session ended without its clean-up report%s", s.sessionEnd()))
 			swept, err := s.sweepSelf(ctx)
 			rep.Merge(swept)
+			// Either way the node failed: its engine died. What is left
+			// is said (nothing, when the sweep removed it all).
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%w; removing what it left failed: %w", died, err))
 			} else {
-				s.notice(fmt.Sprintf("%v; a fresh engine removed what it left: %s", died, Describe(swept)))
+				errs = append(errs, fmt.Errorf("%w; a fresh engine removed what it left (%s)", died, Describe(swept)))
 			}
 		}
 	}
 	// The engine removes its directory itself, and rootScript the login's;
 	// make sure, and remove what is left (an engine that never started).
-	for _, dir := range []string{s.loginDir, s.engineDir} {
-		if dir == "" || runDir(dir, s.spec.RunID) != nil || s.dirGone(ctx, dir) {
+	// Once the connection fails, the rest is said, not tried.
+	dirs := []string{s.loginDir}
+	if s.engineDir != s.loginDir {
+		dirs = append(dirs, s.engineDir)
+	}
+	var unchecked []string
+	for _, dir := range dirs {
+		if dir == "" || runDir(dir, s.spec.RunID) != nil {
+			continue
+		}
+		if len(unchecked) > 0 {
+			unchecked = append(unchecked, dir)
+			continue
+		}
+		if s.dirGone(ctx, dir) {
 			continue
 		}
 		var out bytes.Buffer
@@ -583,12 +598,19 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 		// As the login user: a root-owned directory the engine could not
 		// remove is an error to report, not something to retry as root.
 		err := s.conn.Run(ctx, "if [ -e "+q+" ]; then rm -rf -- "+q+" && echo removed; fi", nil, &out, nil)
+		var exit *transport.ExitError
 		switch {
+		case errors.As(err, &exit):
+			errs = append(errs, fmt.Errorf("remove %s: %w", dir, err))
 		case err != nil:
 			errs = append(errs, fmt.Errorf("check %s: %w", dir, err))
+			unchecked = append(unchecked, dir)
 		case strings.Contains(out.String(), "removed"):
 			rep.Files = append(rep.Files, dir)
 		}
+	}
+	if len(unchecked) > 1 {
+		errs = append(errs, fmt.Errorf("not checked either: %s", strings.Join(unchecked[1:], ", ")))
 	}
 	if s.forward != nil {
 		_ = s.forward.Close()

@@ -100,8 +100,12 @@ func TestDeployThreeNodesV4AndV6(t *testing.T) {
 	if code := r.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("second run: exit %d\n%s", code, r.dump())
 	}
-	for _, nr := range r.results() {
-		for id, c := range components(nr) {
+	for _, nr := range r.resultsN(1) {
+		cs := components(nr)
+		if len(cs) != 3 {
+			t.Errorf("second run: %d component results, want 3: %v", len(cs), cs)
+		}
+		for id, c := range cs {
 			// The fake device starts at 1.2.2 whenever fwupdtool starts, so
 			// the cab is an update again; the deb and the script are not.
 			if id != "org.fleetup.test.webcam" && str(c, "action") != "up-to-date" {
@@ -121,7 +125,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if code := r.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d\n%s", code, r.dump())
 	}
-	for _, nr := range r.results() {
+	for _, nr := range r.resultsN(1) {
 		cs := components(nr)
 		want := map[string]string{"org.fleetup.test.webcam": "update", "fleetup-test-pkg": "update", "org.fleetup.test.marker": "update", "org.fleetup.test.other": "not-applicable"}
 		for id, act := range want {
@@ -153,7 +157,7 @@ func TestCorruptedComponentRefusedOnNode(t *testing.T) {
 	if code := r.wait(2 * time.Minute); code != 3 {
 		t.Fatalf("exit %d, want 3 (a node failed)\n%s", code, r.dump())
 	}
-	for _, nr := range r.results() {
+	for _, nr := range r.resultsN(1) {
 		c := components(nr)["org.fleetup.test.webcam"]
 		if str(c, "phase") != "failed" || !strings.Contains(str(c, "error"), "refused before install") {
 			t.Errorf("corrupted cab: %v, want failed with a checksum refusal", c)

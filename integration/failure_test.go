@@ -26,29 +26,47 @@ func bigScript(t *testing.T, dir, id string, size int) {
 func TestCancelMidDeploy(t *testing.T) {
 	f := newFixture(t, lab.Options{Nodes: 2})
 	dir := t.TempDir()
-	testbaseline.Script(t, dir, "a-first", "1.0", "#!/bin/sh\nsleep 4\nmkdir -p /opt/first && touch /opt/first/done\n", "test -e /opt/first/done && echo 1.0", "linux")
+	testbaseline.Script(t, dir, "a-first", "1.0", "#!/bin/sh\nsleep 6\nmkdir -p /opt/first && touch /opt/first/done\n", "test -e /opt/first/done && echo 1.0", "linux")
 	testbaseline.Script(t, dir, "b-second", "1.0", "#!/bin/sh\nmkdir -p /opt/second && touch /opt/second/done\n", "test -e /opt/second/done && echo 1.0", "linux")
 	args := []string{"deploy", "--baseline", dir}
 	for _, n := range f.lab.Nodes {
 		args = append(args, "--target", target("root", n))
 	}
 	r := start(t, f.stateDir, append(args, f.authArgs()...)...)
-	r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "a-first" && m["phase"] == "install" })
+	// Both nodes must be installing a-first when the cancel comes, or the
+	// test says nothing about the component in progress on one of them.
+	installing := map[string]bool{}
+	for len(installing) < len(f.lab.Nodes) {
+		m := r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "a-first" && m["phase"] == "install" })
+		installing[str(m, "node")] = true
+	}
 	if err := r.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	if code := r.wait(2 * time.Minute); code != 130 {
 		t.Fatalf("exit %d, want 130 (cancelled)\n%s", code, r.dump())
 	}
-	for name, nr := range r.results() {
-		cs := components(nr)
-		// HP SUM's abort: the component being installed finishes, the
-		// rest is skipped.
-		if ph := str(cs["b-second"], "phase"); ph == "installed" {
-			t.Errorf("%s: b-second was installed after the cancel", name)
-		}
+	for name, nr := range r.resultsN(len(f.lab.Nodes)) {
 		if s := str(nr, "state"); s != "cancelled" {
 			t.Errorf("%s: state %s, want cancelled", name, s)
+		}
+		// HP SUM's abort: the component being installed finishes, the
+		// rest is skipped.
+		cs := components(nr)
+		if c := cs["a-first"]; str(c, "phase") != "installed" || str(c, "after") != "1.0" {
+			t.Errorf("%s: a-first, in progress at the cancel: %v, want installed, the node reporting 1.0", name, c)
+		}
+		if c := cs["b-second"]; str(c, "phase") != "skipped" {
+			t.Errorf("%s: b-second, not started at the cancel: %v, want skipped", name, c)
+		}
+	}
+	ctx := context.Background()
+	for _, n := range f.lab.Nodes {
+		if out, err := n.Exec(ctx, "ls", "/opt/first/done"); err != nil {
+			t.Errorf("%s: a-first's effect is not on the node: %s %v", n.Name, out, err)
+		}
+		if out, err := n.Exec(ctx, "ls", "/opt/second"); err == nil {
+			t.Errorf("%s: b-second ran after the cancel: %s", n.Name, out)
 		}
 	}
 	f.assertClean(t)
@@ -81,7 +99,7 @@ func TestLinkDownMidTransfer(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("exit %d, want 3 (a node failed)\n%s", code, r.dump())
 	}
-	for name, nr := range r.results() {
+	for name, nr := range r.resultsN(len(f.lab.Nodes)) {
 		if strings.Contains(name, slow.Addr()) {
 			if str(nr, "state") != "failed" || !strings.Contains(str(nr, "error")+str(nr, "cleanup_error"), "lost") {
 				t.Errorf("%s: state %s error %q cleanup %q, want failed with a lost connection", name, str(nr, "state"), str(nr, "error"), str(nr, "cleanup_error"))
@@ -109,7 +127,7 @@ func TestWrongPassword(t *testing.T) {
 	if code := r.wait(time.Minute); code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
 	}
-	for name, nr := range r.results() {
+	for name, nr := range r.resultsN(1) {
 		if e := str(nr, "error"); !strings.Contains(e, "authentication failed") || !strings.Contains(e, lab.UserPassword) {
 			t.Errorf("%s: error %q does not say authentication failed for %s", name, e, lab.UserPassword)
 		}
@@ -127,7 +145,7 @@ func TestUserWithoutSudo(t *testing.T) {
 	if code := r.wait(time.Minute); code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
 	}
-	for name, nr := range r.results() {
+	for name, nr := range r.resultsN(1) {
 		e := str(nr, "error")
 		if !strings.Contains(e, "may not use sudo") || !strings.Contains(e, "not in the sudoers file") || strings.Contains(e, "FLEETUP-") {
 			t.Errorf("%s: error %q does not say plainly that the user may not use sudo", name, e)
@@ -149,7 +167,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	if code := r.wait(time.Minute); code != 3 {
 		t.Fatalf("exit %d, want 3\n%s", code, r.dump())
 	}
-	for name, nr := range r.results() {
+	for name, nr := range r.resultsN(1) {
 		e := str(nr, "error")
 		if !strings.Contains(e, "SHA256:") || !strings.Contains(e, n.Addr()) {
 			t.Errorf("%s: error %q does not name the node and the key's fingerprint", name, e)
@@ -172,7 +190,7 @@ func TestUnknownHostKeyRefusedThenAccepted(t *testing.T) {
 	if code := r.wait(time.Minute); code != 3 {
 		t.Fatalf("unknown key: exit %d, want 3\n%s", code, r.dump())
 	}
-	for _, nr := range r.results() {
+	for _, nr := range r.resultsN(1) {
 		if e := str(nr, "error"); !strings.Contains(e, "SHA256:") {
 			t.Errorf("unknown key: error %q names no fingerprint", e)
 		}
@@ -264,10 +282,12 @@ func TestCleanupAfterKilledManager(t *testing.T) {
 		r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
 		r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hang" && m["phase"] == "install" })
 		// The engine first, so that the closed session cannot make it
-		// clean up; then the manager.
-		out, err := n.Shell(ctx, "pkill -KILL -f '[f]leetup-engine serve'; echo done")
-		if err != nil {
-			t.Fatalf("%v %s", err, out)
+		// clean up; then the manager. Only this node's: the lab's nodes
+		// share the machine's process ids, so a pkill on a node would
+		// kill the engines of every test running.
+		killed, err := n.Kill(syscall.SIGKILL, func(p lab.Process) bool { return strings.Contains(p.Cmdline, "fleetup-engine serve") })
+		if err != nil || len(killed) == 0 {
+			t.Fatalf("kill the engine: killed %v (%v)", killed, err)
 		}
 		_ = r.cmd.Process.Kill()
 		r.wait(time.Minute)
@@ -293,7 +313,9 @@ func TestCleanupAfterKilledManager(t *testing.T) {
 			t.Errorf("cleanup report does not mention %q:\n%s", want, report)
 		}
 	}
-	f.assertClean(t)
+	// The SSH session processes of the killed run end once cleanup has
+	// stopped what they waited for: a moment after cleanup exits.
+	eventually(t, 10*time.Second, f.cleanMsg)
 
 	// Leftovers again, then a new deploy: it removes them and succeeds.
 	killRun()
@@ -382,7 +404,11 @@ func TestEngineFindsExecutableDirAndFreePort(t *testing.T) {
 	if out, err := n.Shell(ctx, "mount -o remount,noexec /tmp && (setsid python3 -c 'import socket,time; s=socket.socket(socket.AF_INET6); s.bind((\"::\", 62286)); s.listen(); time.sleep(600)' >/dev/null 2>&1 &) && sleep 0.5"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	t.Cleanup(func() { _, _ = n.Shell(ctx, "pkill -f '[s]\\.bind..\"::\", 62286' ; mount -o remount,exec /tmp") })
+	t.Cleanup(func() {
+		// This node's holder only (a pkill would see every node's processes).
+		_, _ = n.Kill(syscall.SIGTERM, func(p lab.Process) bool { return strings.Contains(p.Cmdline, `s.bind(("::", 62286))`) })
+		_, _ = n.Shell(ctx, "mount -o remount,exec /tmp")
+	})
 	var err error
 	if f.before[0], err = n.Snapshot(ctx); err != nil {
 		t.Fatal(err)

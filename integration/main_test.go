@@ -160,6 +160,17 @@ func (r *run) waitFor(timeout time.Duration, match func(map[string]any) bool) ma
 	}
 }
 
+// resultsN is results, failing the test at once unless there are exactly
+// n of them: a loop over results must not pass because there are none.
+func (r *run) resultsN(n int) map[string]map[string]any {
+	r.t.Helper()
+	res := r.results()
+	if len(res) != n {
+		r.t.Fatalf("%d result lines, want %d (one per node)\n%s", len(res), n, r.dump())
+	}
+	return res
+}
+
 // results are the per-node result lines.
 func (r *run) results() map[string]map[string]any {
 	r.mu.Lock()
@@ -216,6 +227,13 @@ func newFixture(t *testing.T, opts lab.Options) *fixture {
 	// Every node gets its own dpkg database: a deb installed on a node
 	// must not land in the host's.
 	opts.Dpkg = true
+	return newLabFixture(t, opts)
+}
+
+// newLabFixture is newFixture with opts as given: without opts.Dpkg the
+// nodes share the host's dpkg database (for runs that install no deb).
+func newLabFixture(t *testing.T, opts lab.Options) *fixture {
+	t.Helper()
 	l := lab.New(t, opts)
 	f := &fixture{lab: l, stateDir: t.TempDir()}
 	f.pwFile = filepath.Join(t.TempDir(), "password")

@@ -49,10 +49,14 @@ type Node struct {
 	lab  *Lab
 	lock *indexLock
 
-	mu     sync.Mutex // guards cmd, pid, exited
-	cmd    *exec.Cmd
-	pid    int
-	exited chan struct{}
+	// cmd is the node's anchor process, whose namespaces are the node's:
+	// its sshd listener, or, while KillSSHD has taken sshd down, a
+	// placeholder (sshdDown). exited is closed once cmd was waited for.
+	mu       sync.Mutex // guards cmd, pid, exited, sshdDown
+	cmd      *exec.Cmd
+	pid      int
+	exited   chan struct{}
+	sshdDown bool
 }
 
 func newNode(l *Lab, pos int, lk *indexLock, v6only bool) *Node {
@@ -93,7 +97,8 @@ func (n *Node) Addrs() []netip.Addr {
 }
 
 // PID is the process id of the node's sshd listener, whose namespaces are
-// the node's.
+// the node's (while KillSSHD has taken sshd down: of the placeholder that
+// keeps them).
 func (n *Node) PID() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -212,6 +217,9 @@ func parseRate(rate string) (float64, error) {
 // process, re-executed by SIGHUP) present it. HostKey is updated; the
 // lab's KnownHostsFile is not.
 func (n *Node) RotateHostKey() error {
+	if n.SSHDDown() {
+		return fmt.Errorf("%s: rotate host key: sshd is down", n.Name)
+	}
 	key, err := n.writeHostKey()
 	if err != nil {
 		return fmt.Errorf("%s: rotate host key: %w", n.Name, err)

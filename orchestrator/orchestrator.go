@@ -321,7 +321,10 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		// still be there.
 		res.State = fleetup.StateFailed
 		res.FailedIn = fleetup.StateCleanup
-		res.Error = "clean-up: " + res.CleanupError
+		res.Error = res.CleanupError
+		if !strings.HasPrefix(res.Error, "clean-up") {
+			res.Error = "clean-up: " + res.Error
+		}
 	case reboot:
 		res.State = fleetup.StateRebootNeeded
 	default:

@@ -340,7 +340,8 @@ func testLost(t *testing.T, h Harness) {
 
 // An engine killed on the node fails the call in flight at once, and Close
 // still leaves the node clean: what the dead engine left (its root-owned
-// directory, processes, firewall rules) is removed by a fresh one.
+// directory, processes, firewall rules) is removed by a fresh one, and
+// Close's error says so (the node failed: its engine died).
 func testKilled(t *testing.T, h Harness) {
 	a := h.Open(t, nil)
 	h.KillEngine(t)
@@ -351,5 +352,14 @@ func testKilled(t *testing.T, h Harness) {
 	} else if ctx.Err() != nil {
 		t.Errorf("Inventory from a killed engine waited for the caller's deadline: %v", err)
 	}
-	closeClean(t, h, a)
+	// Close says the engine died (the node failed), and leaves the node
+	// clean all the same.
+	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer ccancel()
+	if _, err := a.Close(cctx); err == nil || !strings.Contains(err.Error(), "removed what it left") {
+		t.Errorf("Close after the engine was killed: %v, want the engine's death and its sweep said", err)
+	}
+	if left := h.Leftovers(t); len(left) > 0 {
+		t.Errorf("left on the node after Close: %v", left)
+	}
 }
