@@ -42,8 +42,9 @@ type Remote struct {
 
 // Control connects to the engine of sess for the node named node, whose
 // certificate must have been issued by manager's CA for that node, and
-// starts the heartbeat. On error the session is shut down.
-func Control(ctx context.Context, node string, sess Session, ca *pki.CA, manager *pki.Leaf, idle time.Duration, notice func(string)) (*Remote, error) {
+// starts the heartbeat. On error the session is shut down (and removed,
+// when set, told that it was).
+func Control(ctx context.Context, node string, sess Session, ca *pki.CA, manager *pki.Leaf, idle time.Duration, notice func(string), removed func() error) (*Remote, error) {
 	if idle <= 0 {
 		idle = 60 * time.Second
 	}
@@ -55,6 +56,10 @@ func Control(ctx context.Context, node string, sess Session, ca *pki.CA, manager
 		defer cancel()
 		if _, cerr := sess.Shutdown(cctx); cerr != nil {
 			err = fmt.Errorf("%w (and %v)", err, cerr)
+		} else if removed != nil {
+			if jerr := removed(); jerr != nil {
+				err = fmt.Errorf("%w (and the journal: %v)", err, jerr)
+			}
 		}
 		return nil, err
 	}

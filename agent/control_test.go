@@ -84,7 +84,7 @@ func control(t *testing.T, idle time.Duration) (*Remote, *fakeEngine, *fakeSessi
 	mgr, _ := ca.Issue(pki.ManagerName, nil)
 	e := startFakeEngine(t, ca, "n1")
 	sess := &fakeSession{addr: e.ln.Addr().String()}
-	r, err := Control(context.Background(), "n1", sess, ca, mgr, idle, nil)
+	r, err := Control(context.Background(), "n1", sess, ca, mgr, idle, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

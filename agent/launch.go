@@ -40,6 +40,10 @@ type Spec struct {
 	// directory), and again with the engine's directory, pid and port; an
 	// error (the journal cannot be written) ends the launch.
 	Placed func(dir string, pid, port int) error
+	// Removed is called when a launch that failed has removed everything
+	// it placed (the journal may forget the node); an error is reported
+	// with the launch's.
+	Removed func() error
 	// Notice receives messages the user should see.
 	Notice func(msg string)
 }
@@ -55,6 +59,13 @@ func (s *Spec) placed(dir string, pid, port int) error {
 		return nil
 	}
 	return s.Placed(dir, pid, port)
+}
+
+func (s *Spec) removed() error {
+	if s.Removed == nil {
+		return nil
+	}
+	return s.Removed()
 }
 
 func (s *Spec) idle() time.Duration {

@@ -34,6 +34,7 @@ var (
 // directory it made (in $found). %s is the directory's name prefix.
 const scoutScript = `set -u
 LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 echo "arch=$(uname -m)"
 found=
 for d in "${TMPDIR:-/tmp}" /tmp /var/tmp /dev/shm "$HOME"; do

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,25 +60,28 @@ IFS= read -r sum || { rm -rf "$found"; exit 0; }
 // that differs is said on stderr with the ErrorMarker and exits 97.
 const rootScript = `set -u
 LC_ALL=C; export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 src=$1 sum=$2; shift 2
 umask 077
 bin=fleetup-engine
 if [ "$(id -u)" != 0 ]; then echo "FLEETUP-ERROR not-root: the engine must run as root" >&2; exit 96; fi
+command -v sha256sum >/dev/null 2>&1 || { rm -rf -- "$src"; echo "FLEETUP-ERROR no-sha256sum: the node has no sha256sum (coreutils) to check the engine with; it was not run" >&2; exit 95; }
 pre=${src##*/}; pre=${pre%.*}
 if [ "$(stat -c %u -- "$src")" = 0 ]; then
   d=$src
 else
-  d=
+  d= skipped=
   for p in /tmp /var/tmp /dev/shm /root; do
     [ -d "$p" ] && [ ! -L "$p" ] && [ "$(stat -c %u -- "$p")" = 0 ] || continue
     t=$(mktemp -d "$p/$pre.XXXXXX" 2>/dev/null) || continue
     printf '#!/bin/sh\nexit 0\n' > "$t/probe" && chmod 700 "$t/probe" && "$t/probe" 2>/dev/null || { rm -rf -- "$t"; continue; }
     rm -f -- "$t/probe"
-    [ -f "$src/$bin" ] && [ ! -L "$src/$bin" ] && timeout 120 cp -- "$src/$bin" "$t/$bin" 2>/dev/null || { rm -rf -- "$t"; echo "FLEETUP-ERROR copy: cannot copy the engine into $t" >&2; exit 98; }
+    [ -f "$src/$bin" ] && [ ! -L "$src/$bin" ] || { rm -rf -- "$t" "$src"; echo "FLEETUP-ERROR copy: the engine in $src is not a plain file" >&2; exit 98; }
+    if ! why=$(timeout 120 cp -- "$src/$bin" "$t/$bin" 2>&1); then rm -rf -- "$t"; skipped="$skipped $p: ${why:-cannot copy};"; continue; fi
     d=$t; break
   done
   rm -rf -- "$src"
-  [ -n "$d" ] || { echo "FLEETUP-ERROR no-root-dir: no root-owned directory where programs may run (/tmp, /var/tmp, /dev/shm, /root)" >&2; exit 98; }
+  [ -n "$d" ] || { echo "FLEETUP-ERROR no-root-dir: no root-owned directory where programs may run and the engine fits (/tmp, /var/tmp, /dev/shm, /root):${skipped:-}" >&2; exit 98; }
 fi
 got=$(sha256sum < "$d/$bin" 2>/dev/null) || got=
 got=${got%% *}
@@ -105,6 +110,8 @@ func (l *POSIX) Launch(ctx context.Context, spec Spec) (_ Session, err error) {
 			defer cancel()
 			if _, cerr := s.Shutdown(cctx); cerr != nil {
 				err = fmt.Errorf("%w (and %v)", err, cerr)
+			} else if jerr := s.spec.removed(); jerr != nil {
+				err = fmt.Errorf("%w (and the journal: %v)", err, jerr)
 			}
 		}
 	}()
@@ -139,12 +146,28 @@ type posixSession struct {
 	exited  chan struct{}
 	waitErr error
 
+	promptOnce sync.Once
+	promptText string
+	// hello is set once the engine said its Hello: it ran.
+	hello bool
+
 	shutOnce sync.Once
 	shutRep  *wire.CleanupReport
 	shutErr  error
 }
 
 func (s *posixSession) notice(msg string) { s.spec.notice(msg) }
+
+// prompt is the session's sudo prompt: fleetup's marker and a random
+// part made once per session.
+func (s *posixSession) prompt() string {
+	s.promptOnce.Do(func() {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		s.promptText = wire.SudoPrompt + hex.EncodeToString(b[:]) + ":"
+	})
+	return s.promptText
+}
 
 // engineCommand is the shell command that runs rootScript as root
 // (directly, or through sudo) for the engine in dir (a shell word) with
@@ -154,10 +177,14 @@ func (s *posixSession) engineCommand(dir, sum, args string) string {
 	if s.conn.User() == "root" {
 		return "exec " + run
 	}
-	// sudo always prompts with our marker, so that a password it wants is
-	// seen as such (not read from its English messages); without a
-	// password to give, the prompt fails the node at once.
-	return "exec sudo -S -p " + transport.ShellQuote(wire.SudoPrompt) + " -- " + run
+	// sudo always prompts with this session's own marker (random, so a
+	// program of the login user cannot ask for the password by printing
+	// a known one), so that a password it wants is seen as such (not read
+	// from its English messages); without a password to give, the prompt
+	// fails the node at once. sudo is run by its absolute path: a PATH
+	// that the login's own scripts set cannot put another program there.
+	return `if [ -x /usr/bin/sudo ]; then SUDO=/usr/bin/sudo; else SUDO=/bin/sudo; fi
+exec "$SUDO" -S -p ` + transport.ShellQuote(s.prompt()) + " -- " + run
 }
 
 func (s *posixSession) scoutScript() string {
@@ -176,10 +203,10 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 		// reads it after "start".
 		cmd = scoutTrap + s.scoutScript() + startTail
 	} else {
-		cmd = "LC_ALL=C; export LC_ALL; found=" + transport.ShellQuote(s.loginDir) + " sum=" + transport.ShellQuote(sum) + "\n"
+		cmd = "LC_ALL=C; export LC_ALL; PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH; found=" + transport.ShellQuote(s.loginDir) + " sum=" + transport.ShellQuote(sum) + "\n"
 	}
 	cmd += s.engineCommand(`"$found"`, `"$sum"`, args)
-	p, err := s.conn.Start(context.WithoutCancel(ctx), cmd)
+	p, err := s.startSession(ctx, cmd)
 	if err != nil {
 		if scouting {
 			return fmt.Errorf("scout: %w", err)
@@ -198,7 +225,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 	s.stderrDone = make(chan struct{})
 	go func() {
 		defer close(s.stderrDone)
-		readStderr(p.Stderr(), &s.stderr, prompts)
+		readStderr(p.Stderr(), &s.stderr, s.prompt(), prompts)
 	}()
 	stdout := bufio.NewReaderSize(p.Stdout(), 64<<10)
 	if scouting {
@@ -219,6 +246,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 			if err != nil {
 				return s.startError(fmt.Errorf("%w%s", err, s.sessionEnd()))
 			}
+			s.hello = true
 			return nil
 		case <-prompts:
 			asked++
@@ -295,6 +323,44 @@ func (s *posixSession) scoutAndPlace(ctx context.Context, stdout *bufio.Reader) 
 		return s.startError(fmt.Errorf("start engine: %w", err))
 	}
 	return nil
+}
+
+// startSession starts cmd in a session that outlives ctx (the engine's),
+// bounded by ctx and the start timeout: a node whose login hangs before
+// the command runs (a login script that blocks, or floods stdout that
+// nobody reads yet) fails the node instead of holding the run. A session
+// that starts after the wait gave up is closed.
+func (s *posixSession) startSession(ctx context.Context, cmd string) (transport.Process, error) {
+	type started struct {
+		p   transport.Process
+		err error
+	}
+	ch := make(chan started) // unbuffered: a late start goes to giveUp
+	giveUp := make(chan struct{})
+	go func() {
+		p, err := s.conn.Start(context.WithoutCancel(ctx), cmd)
+		select {
+		case ch <- started{p, err}:
+		case <-giveUp:
+			if p != nil {
+				_ = p.Close()
+			}
+		}
+	}()
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.p, r.err
+	case <-t.C:
+		close(giveUp)
+		_ = s.conn.Close() // unblocks the session's start
+		return nil, fmt.Errorf("the node's login did not start the command within %s (a login script that blocks or floods the output?)", s.timeout)
+	case <-ctx.Done():
+		close(giveUp)
+		_ = s.conn.Close()
+		return nil, ctx.Err()
+	}
 }
 
 // readLine reads one line of at most max bytes (without its newline).
@@ -538,7 +604,7 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 	if s.proc != nil {
 		_ = s.proc.Stdin().Close()
 		got := false
-		if s.reading {
+		if s.hello {
 		read:
 			for {
 				select {
@@ -558,7 +624,7 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 			}
 		}
 		_ = s.proc.Close()
-		if !got && len(errs) == 0 && s.reading {
+		if !got && len(errs) == 0 && s.hello {
 			// The engine ran and died (killed, crashed) without cleaning
 			// up: a fresh one removes what it left, while the node is
 			// still reachable.
@@ -582,6 +648,13 @@ func (s *posixSession) shutdown(ctx context.Context) (*wire.CleanupReport, error
 		dirs = append(dirs, s.engineDir)
 	}
 	var unchecked []string
+	if ctx.Err() != nil {
+		// The engine's report took the budget: the directories get one
+		// of their own.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
+		ctx = dctx
+	}
 	for _, dir := range dirs {
 		if dir == "" || runDir(dir, s.spec.RunID) != nil {
 			continue
@@ -695,7 +768,7 @@ func (s *posixSession) startError(err error) error {
 		return ErrSudoRejected
 	}
 	// Our prompt marker is no part of what the node said.
-	msg = strings.TrimSpace(strings.ReplaceAll(msg, wire.SudoPrompt, ""))
+	msg = strings.TrimSpace(strings.ReplaceAll(msg, s.prompt(), ""))
 	if strings.Contains(msg, "not in the sudoers file") || strings.Contains(msg, "is not allowed to execute") || strings.Contains(msg, "may not run sudo") {
 		return fmt.Errorf("%w (%s): connect as root or as a user with sudo rights", ErrNoSudo, msg)
 	}
@@ -734,7 +807,7 @@ func readStdout(stdout io.Reader, hello chan<- error, lines chan<- []byte) {
 
 // readStderr keeps the tail of the session's stderr in buf and signals
 // prompts for each sudo prompt marker in it.
-func readStderr(stderr io.Reader, buf *lockedTail, prompts chan<- struct{}) {
+func readStderr(stderr io.Reader, buf *lockedTail, prompt string, prompts chan<- struct{}) {
 	b := make([]byte, 4096)
 	var pending []byte
 	for {
@@ -743,18 +816,18 @@ func readStderr(stderr io.Reader, buf *lockedTail, prompts chan<- struct{}) {
 			buf.Write(b[:n])
 			pending = append(pending, b[:n]...)
 			for {
-				i := bytes.Index(pending, []byte(wire.SudoPrompt))
+				i := bytes.Index(pending, []byte(prompt))
 				if i < 0 {
 					break
 				}
-				pending = pending[i+len(wire.SudoPrompt):]
+				pending = pending[i+len(prompt):]
 				select {
 				case prompts <- struct{}{}:
 				default:
 				}
 			}
-			if len(pending) > len(wire.SudoPrompt) {
-				pending = pending[len(pending)-len(wire.SudoPrompt):]
+			if len(pending) > len(prompt) {
+				pending = pending[len(pending)-len(prompt):]
 			}
 		}
 		if err != nil {

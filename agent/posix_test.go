@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,7 +208,7 @@ func TestLaunchSudoPrompts(t *testing.T) {
 				return
 			}
 			for i := 0; i < times; i++ {
-				io.WriteString(stderr, wire.SudoPrompt)
+				io.WriteString(stderr, sessionPrompt(cmd))
 				if _, err := br.ReadString('\n'); err != nil {
 					return
 				}
@@ -241,10 +242,52 @@ func TestLaunchSudoPrompts(t *testing.T) {
 		}}
 		launchFake(t, c, nil)
 		c.running.Wait()
-		if !strings.Contains(got, "exec sudo -S -p "+wire.SudoPrompt) || !strings.Contains(got, "sha256sum") || !strings.Contains(got, `"$found" "$sum"`) {
+		if !strings.Contains(got, `exec "$SUDO" -S -p `+wire.SudoPrompt) || !strings.Contains(got, "SUDO=/usr/bin/sudo") || !strings.Contains(got, "sha256sum") || !strings.Contains(got, `"$found" "$sum"`) {
 			t.Errorf("the engine command does not run the checking root script through sudo:\n%s", got)
 		}
 	})
+}
+
+// A program of the login user that prints fleetup's marker (a fake sudo
+// on the login's PATH, say) does not get the password: each session
+// prompts with a random marker of its own.
+func TestLaunchSudoPromptIsPerSession(t *testing.T) {
+	var asked atomic.Bool
+	c := &fakeConn{user: "op", node: func(cmd string, stdin io.Reader, stdout, stderr io.WriteCloser) {
+		br, ok := scout(stdin, stdout)
+		if !ok {
+			return
+		}
+		io.WriteString(stderr, wire.SudoPrompt)
+		go func() {
+			if _, err := br.ReadString('\n'); err == nil {
+				asked.Store(true)
+			}
+		}()
+		time.Sleep(3 * time.Second)
+	}}
+	_, err := launchFake(t, c, func() ([]byte, error) { return []byte("secret"), nil })
+	if err == nil {
+		t.Fatal("Launch succeeded")
+	}
+	c.running.Wait()
+	if asked.Load() {
+		t.Error("the password went to a prompt that was not the session's own")
+	}
+	a, b := (&posixSession{}).prompt(), (&posixSession{}).prompt()
+	if a == b || !strings.HasPrefix(a, wire.SudoPrompt) {
+		t.Errorf("prompts %q and %q", a, b)
+	}
+}
+
+// sessionPrompt is the prompt the engine command tells sudo to show.
+func sessionPrompt(cmd string) string {
+	i := strings.Index(cmd, wire.SudoPrompt)
+	if i < 0 {
+		return "no prompt in the command"
+	}
+	j := strings.IndexByte(cmd[i+len(wire.SudoPrompt):], ':')
+	return cmd[i : i+len(wire.SudoPrompt)+j+1]
 }
 
 // An engine whose checksum differs on the node (swapped by a local user)

@@ -39,6 +39,9 @@ type RemoteOptions struct {
 	// journal cannot be written) ends the node: what was placed is removed
 	// again.
 	Placed func(dir string, pid, port int) error
+	// Removed is called when a start that failed has removed everything
+	// it placed.
+	Removed func() error
 	// Notice receives messages the user should see (port moved, firewall
 	// opened, leftovers removed, tunnel used).
 	Notice func(msg string)
@@ -73,6 +76,7 @@ func (o *RemoteOptions) spec() Spec {
 		DepotLocal: o.DepotLocal,
 		Tunnel:     o.Tunnel,
 		Placed:     o.Placed,
+		Removed:    o.Removed,
 		Notice:     o.Notice,
 	}
 }
@@ -96,5 +100,5 @@ func NewRemote(ctx context.Context, name string, conn transport.Conn, opts Remot
 	if err != nil {
 		return nil, err
 	}
-	return Control(ctx, name, sess, opts.CA, opts.Manager, opts.idle(), opts.Notice)
+	return Control(ctx, name, sess, opts.CA, opts.Manager, opts.idle(), opts.Notice, opts.Removed)
 }

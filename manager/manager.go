@@ -88,6 +88,12 @@ func (e *Env) Placed(node string) func(dir string, pid, port int) error {
 	}
 }
 
+// Removed returns the callback that tells the journal a node whose start
+// failed has nothing of the run left on it.
+func (e *Env) Removed(node string) func() error {
+	return func() error { return e.run.SetState(node, runstate.StateCleaned) }
+}
+
 // SweepRuns are the earlier runs the journal says left something on node.
 // An unreadable journal file only means less to sweep; Run reported it
 // when the run began.

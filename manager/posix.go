@@ -56,6 +56,7 @@ func (p *POSIXNode) Open(ctx context.Context, name string, run *Env) (agent.Agen
 		SweepRuns:          run.SweepRuns(name),
 		Tunnel:             p.Tunnel,
 		Placed:             run.Placed(name),
+		Removed:            run.Removed(name),
 		Notice:             func(msg string) { run.Notice(name, msg) },
 	})
 	if err != nil {

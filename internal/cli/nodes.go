@@ -267,7 +267,19 @@ func (o *nodeOptions) password(ctx context.Context, env *Env) func() ([]byte, er
 	}
 }
 
+// signers loads the --identity keys. It also checks the --password-file
+// (mode, owner) now, so that a file others can read stops the command
+// before any node is reached, not when a node first asks.
 func (o *nodeOptions) signers() ([]gossh.Signer, error) {
+	if o.PasswordFile != "" {
+		pw, err := secret.Password(context.Background(), secret.Source{File: o.PasswordFile})
+		if err != nil {
+			return nil, usagef("--password-file: %w", err)
+		}
+		for i := range pw {
+			pw[i] = 0
+		}
+	}
 	var out []gossh.Signer
 	for _, f := range o.Identities {
 		s, err := sshtr.LoadIdentity(f, nil)

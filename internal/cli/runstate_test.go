@@ -71,3 +71,44 @@ targets = ["linux"]
 		t.Errorf("the node was reached %d time(s) before the state directory was checked", n)
 	}
 }
+
+// A password file others can read stops every command that reaches nodes
+// before any node is reached (exit 2), not when a node's sudo first asks.
+func TestUnsafePasswordFileStopsBeforeNodes(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("x\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(pw, 0o640)
+	target := "op@127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	for _, args := range [][]string{
+		{"deploy", "--baseline", "../../examples/baseline", "--target", target, "--no-agent", "--password-file", pw, "--state-dir", t.TempDir()},
+		{"cleanup", "--target", target, "--no-agent", "--password-file", pw, "--state-dir", t.TempDir()},
+		{"preflight", "--target", target, "--no-agent", "--password-file", pw},
+	} {
+		code, _, errs := run(t, "", args...)
+		if code != ExitUsage || !strings.Contains(errs, pw) {
+			t.Errorf("%s: exit %d, stderr %q; want %d naming %s", args[0], code, errs, ExitUsage, pw)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := conns.Load(); n != 0 {
+		t.Errorf("a node was reached %d time(s) before the password file was checked", n)
+	}
+}
