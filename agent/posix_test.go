@@ -31,6 +31,11 @@ import (
 type fakeConn struct {
 	user string
 	node func(cmd string, stdin io.Reader, stdout, stderr io.WriteCloser)
+	// hang makes Start block until Close (a login that never runs the
+	// command).
+	hang     bool
+	hangOnce sync.Once
+	closedCh chan struct{}
 
 	mu      sync.Mutex
 	files   map[string][]byte
@@ -46,7 +51,16 @@ func (c *fakeConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout,
 	return nil
 }
 
+func (c *fakeConn) closedChan() chan struct{} {
+	c.hangOnce.Do(func() { c.closedCh = make(chan struct{}) })
+	return c.closedCh
+}
+
 func (c *fakeConn) Start(ctx context.Context, cmd string) (transport.Process, error) {
+	if c.hang {
+		<-c.closedChan()
+		return nil, errors.New("fake: connection closed")
+	}
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	errR, errW := io.Pipe()
@@ -93,6 +107,9 @@ func (c *fakeConn) RemoteAddr() net.Addr {
 func (c *fakeConn) User() string { return c.user }
 func (c *fakeConn) Close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.closedChan())
+	}
 	c.closed = true
 	c.mu.Unlock()
 	return nil
@@ -418,4 +435,30 @@ func tlsListen(cfg *tls.Config) (net.Listener, error) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ErrorLog: log.New(io.Discard, "", 0)}
 	go srv.Serve(ln)
 	return ln, nil
+}
+
+// A login that never runs the command (a login script that blocks, or
+// floods the output nobody reads yet) fails the node within the start
+// timeout, and a cancel ends the wait at once.
+func TestLaunchLoginHangs(t *testing.T) {
+	c := &fakeConn{user: "root", hang: true}
+	start := time.Now()
+	_, err := launchFake(t, c, nil)
+	if err == nil || !strings.Contains(err.Error(), "login did not start the command") {
+		t.Fatalf("Launch: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s", d)
+	}
+	c = &fakeConn{user: "root", hang: true}
+	l := &POSIX{Conn: c, StartTimeout: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start = time.Now()
+	if _, err := l.Launch(ctx, fakeSpec(t)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Launch: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a cancel took %s", d)
+	}
 }
