@@ -15,22 +15,7 @@ import (
 // stops a deploy with a usage error naming it, before any node is
 // reached (the node here is a listener that counts connections).
 func TestDeployStopsOnBadStateDir(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var conns atomic.Int32
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close()
-		}
-	}()
+	l, conns := countingNode(t)
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -75,22 +60,7 @@ targets = ["linux"]
 // A password file others can read stops every command that reaches nodes
 // before any node is reached (exit 2), not when a node's sudo first asks.
 func TestUnsafePasswordFileStopsBeforeNodes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var conns atomic.Int32
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Close()
-		}
-	}()
+	l, conns := countingNode(t)
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("x\n"), 0o640); err != nil {
 		t.Fatal(err)
@@ -111,4 +81,26 @@ func TestUnsafePasswordFileStopsBeforeNodes(t *testing.T) {
 	if n := conns.Load(); n != 0 {
 		t.Errorf("a node was reached %d time(s) before the password file was checked", n)
 	}
+}
+
+// countingNode is a "node" that counts the connections made to it.
+func countingNode(t *testing.T) (net.Listener, *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	conns := new(atomic.Int32)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	return l, conns
 }
