@@ -132,7 +132,7 @@ type posixSession struct {
 
 	proc      transport.Process
 	lines     chan []byte // the engine's stdout lines after Hello
-	stderr    lockedTail
+	stderr    transport.TailWriter
 	loginDir  string // the directory scouting made, as the login user
 	engineDir string // the directory the engine runs from (root-owned)
 	ready     *wire.Ready
@@ -807,13 +807,13 @@ func readStdout(stdout io.Reader, hello chan<- error, lines chan<- []byte) {
 
 // readStderr keeps the tail of the session's stderr in buf and signals
 // prompts for each sudo prompt marker in it.
-func readStderr(stderr io.Reader, buf *lockedTail, prompt string, prompts chan<- struct{}) {
+func readStderr(stderr io.Reader, buf *transport.TailWriter, prompt string, prompts chan<- struct{}) {
 	b := make([]byte, 4096)
 	var pending []byte
 	for {
 		n, err := stderr.Read(b)
 		if n > 0 {
-			buf.Write(b[:n])
+			_, _ = buf.Write(b[:n])
 			pending = append(pending, b[:n]...)
 			for {
 				i := bytes.Index(pending, []byte(prompt))
@@ -834,29 +834,6 @@ func readStderr(stderr io.Reader, buf *lockedTail, prompt string, prompts chan<-
 			return
 		}
 	}
-}
-
-// lockedTail keeps the first 64 KiB written to it, safe for concurrent use.
-type lockedTail struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *lockedTail) Write(p []byte) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if room := 64<<10 - t.buf.Len(); room > 0 {
-		if len(p) > room {
-			p = p[:room]
-		}
-		t.buf.Write(p)
-	}
-}
-
-func (t *lockedTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }
 
 // forwardTo copies every connection accepted on ln to a new connection to

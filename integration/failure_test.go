@@ -212,28 +212,8 @@ func TestFirewallBlocksEnginePort(t *testing.T) {
 			f := newFixture(t, lab.Options{Nodes: 1})
 			n := f.lab.Nodes[0]
 			ctx := context.Background()
-			var script string
-			if kind == "nftables" {
-				script = `nft -f - <<'EOF'
-table inet lockdown {
-  chain input {
-    type filter hook input priority 0; policy drop;
-    iif lo accept
-    ct state established,related accept
-    tcp dport 22 accept
-    meta l4proto ipv6-icmp accept
-  }
-}
-EOF`
-			} else {
-				script = `set -e
-iptables -P INPUT DROP
-iptables -A INPUT -i lo -j ACCEPT
-iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-iptables -A INPUT -p tcp --dport 22 -j ACCEPT`
-			}
-			if out, err := n.Shell(ctx, script); err != nil {
-				t.Fatalf("set up firewall: %v\n%s", err, out)
+			if err := lockDown(n, kind == "nftables"); err != nil {
+				t.Fatalf("set up firewall: %v", err)
 			}
 			var err error
 			if f.before[0], err = n.Snapshot(ctx); err != nil {

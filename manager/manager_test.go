@@ -17,21 +17,14 @@ import (
 // stays in the journal for `fleetup cleanup` while a node is not clean.
 func TestRunJournalFinish(t *testing.T) {
 	dir := t.TempDir()
-	jr, err := runstate.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := jr.Begin("run1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	jr, run := beginRun(t, dir)
 	for _, n := range []string{"clean", "dirty"} {
 		if err := run.Record(runstate.NodeRecord{Node: n, State: runstate.StatePlaced, EngineDir: "/tmp/fleetup." + n}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rj := &runJournal{run: run}
-	err = rj.finish([]orchestrator.NodeResult{
+	err := rj.finish([]orchestrator.NodeResult{
 		{Node: "clean", Cleanup: &wire.CleanupReport{}},
 		{Node: "dirty", Cleanup: &wire.CleanupReport{}, CleanupError: "engine directory still there"},
 		{Node: "unreached"},
@@ -76,6 +69,22 @@ func TestRunJournalFinish(t *testing.T) {
 // naming the node and the file, never dropped.
 func TestRunJournalFinishErrors(t *testing.T) {
 	dir := t.TempDir()
+	_, run := beginRun(t, dir)
+	file := filepath.Join(dir, "run1.json")
+	if err := os.WriteFile(file, []byte("{garbled"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := (&runJournal{run: run}).finish([]orchestrator.NodeResult{{Node: "dirty", Cleanup: &wire.CleanupReport{}, CleanupError: "x"}})
+	for _, want := range []string{"node dirty (cleanup-failed)", file} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("finish error %v, want it to name %q", err, want)
+		}
+	}
+}
+
+// beginRun opens a journal in dir and begins run1 in it.
+func beginRun(t *testing.T, dir string) (*runstate.Journal, *runstate.Run) {
+	t.Helper()
 	jr, err := runstate.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -84,14 +93,5 @@ func TestRunJournalFinishErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(dir, "run1.json")
-	if err := os.WriteFile(file, []byte("{garbled"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	err = (&runJournal{run: run}).finish([]orchestrator.NodeResult{{Node: "dirty", Cleanup: &wire.CleanupReport{}, CleanupError: "x"}})
-	for _, want := range []string{"node dirty (cleanup-failed)", file} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("finish error %v, want it to name %q", err, want)
-		}
-	}
+	return jr, run
 }

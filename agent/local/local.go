@@ -63,13 +63,16 @@ func New(opts Options) (*Agent, error) {
 // check refuses work after Close or with an ended context, as every agent
 // does.
 func (l *Agent) check(ctx context.Context) error {
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if l.isClosed() {
 		return agent.ErrClosed
 	}
 	return ctx.Err()
+}
+
+func (l *Agent) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Name implements agent.Agent.
@@ -110,10 +113,7 @@ func (l *Agent) Install(ctx context.Context, req wire.InstallRequest, emit func(
 
 // Cancel implements agent.Agent.
 func (l *Agent) Cancel(ctx context.Context) error {
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if l.isClosed() {
 		return agent.ErrClosed
 	}
 	l.svc.Cancel()
