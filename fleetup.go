@@ -24,6 +24,9 @@ const (
 	KindDeb    Kind = "deb"    // a Debian package (.deb)
 	KindRPM    Kind = "rpm"    // an RPM package (.rpm)
 	KindScript Kind = "script" // a plain script described by a manifest
+	// KindBMC is a BMC firmware image described by a manifest, flashed
+	// over Redfish (no engine runs on a BMC).
+	KindBMC Kind = "bmc"
 )
 
 // Component is one deployable item of a baseline. Its payload is a single
@@ -77,8 +80,50 @@ type Inventory struct {
 	// fwupdmgr, dpkg, rpm, sh), so that analysis can tell "not applicable"
 	// from "cannot install here".
 	Tools []string `json:"tools,omitempty"`
+	// BMC is set for a BMC node (Redfish): its manager, firmware and
+	// system. A BMC node has no OS fields, packages or devices.
+	BMC *BMCInventory `json:"bmc,omitempty"`
 	// Warnings are collector failures that did not stop the inventory.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// BMCInventory is what a BMC reports over Redfish.
+type BMCInventory struct {
+	// Vendor is the service root's Vendor ("HPE", "Dell", "OpenBMC"),
+	// or the name of its Oem section when it has no Vendor.
+	Vendor         string `json:"vendor,omitempty"`
+	RedfishVersion string `json:"redfish_version,omitempty"`
+	// Manager is the BMC itself (the first member of Managers).
+	Manager BMCManager `json:"manager"`
+	// Firmware is the UpdateService's FirmwareInventory.
+	Firmware []Firmware `json:"firmware,omitempty"`
+	// System is the first member of Systems; nil when there is none.
+	System *BMCSystem `json:"system,omitempty"`
+}
+
+// BMCManager is a Redfish Manager resource.
+type BMCManager struct {
+	ID              string `json:"id"`
+	Model           string `json:"model,omitempty"`
+	FirmwareVersion string `json:"firmware_version,omitempty"`
+}
+
+// Firmware is one member of a BMC's FirmwareInventory.
+type Firmware struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	SoftwareID string `json:"software_id,omitempty"`
+	Updateable bool   `json:"updateable"`
+}
+
+// BMCSystem is the server a BMC manages (a Redfish ComputerSystem).
+type BMCSystem struct {
+	Manufacturer string `json:"manufacturer,omitempty"`
+	Model        string `json:"model,omitempty"`
+	SerialNumber string `json:"serial_number,omitempty"`
+	PowerState   string `json:"power_state,omitempty"`
+	BIOSVersion  string `json:"bios_version,omitempty"`
 }
 
 // HasTool reports whether the node has the named installer tool.

@@ -15,4 +15,7 @@ require (
 	golang.org/x/term v0.37.0
 )
 
-require github.com/kr/fs v0.1.0 // indirect
+require (
+	github.com/kr/fs v0.1.0 // indirect
+	github.com/stmcginnis/gofish v0.21.0 // indirect
+)

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client sshpass sudo iproute2 iptables nftables
-  fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev python3 util-linux hostname lftp)
+  fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev python3 util-linux hostname lftp
+  python3-sushy redfishtool ilorest)
 
 if [ "$(id -u)" = 0 ]; then
   . scripts/packages.sh
