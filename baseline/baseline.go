@@ -6,8 +6,9 @@
 //   - NAME.deb: a Debian package; only ./control of control.tar is read,
 //     in memory, and nothing is ever extracted to disk.
 //   - NAME.rpm: an RPM package; only its headers are read.
-//   - NAME.component.toml: a script component; its manifest names the
-//     script (a file beside it, which is not a component itself).
+//   - NAME.component.toml: a script component, or (kind = "bmc") a BMC
+//     firmware image; its manifest names the script or image (a file
+//     beside it, which is not a component itself).
 //
 // Dotfiles and README* files are ignored; anything else is a problem.
 //
@@ -105,12 +106,12 @@ func Load(dir string) (*Baseline, error) {
 			continue
 		}
 		manifests[name] = m
-		if other, ok := scripts[m.Script]; ok {
-			problem(name, "script %q is already used by %s", m.Script, other)
+		if other, ok := scripts[m.payloadName()]; ok {
+			problem(name, "%q is already used by %s", m.payloadName(), other)
 			delete(manifests, name)
 			continue
 		}
-		scripts[m.Script] = name
+		scripts[m.payloadName()] = name
 	}
 
 	type loaded struct {
@@ -137,7 +138,7 @@ func Load(dir string) (*Baseline, error) {
 			if !ok {
 				continue // already a problem
 			}
-			cs, err = loadScript(abs, name, m)
+			cs, err = loadManifest(abs, name, m)
 		case e.IsDir():
 			err = errors.New("not a component: a directory")
 		case strings.HasSuffix(name, ".cab"):

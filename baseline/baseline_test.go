@@ -266,3 +266,51 @@ func TestExample(t *testing.T) {
 		t.Errorf("hello file = %q", content)
 	}
 }
+
+// TestBMCManifest loads BMC images described by manifests, and refuses
+// the manifests that mix in a script's keys or name no target.
+func TestBMCManifest(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ilo5.bin", "an image")
+	write("ilo5.component.toml", "kind = \"bmc\"\nid = \"hpe.ilo5\"\nname = \"iLO 5 firmware\"\nversion = \"2.78\"\nfile = \"ilo5.bin\"\ntargets = [\"iLO 5\"]\n")
+	write("mixed.component.toml", "kind = \"bmc\"\nid = \"mixed\"\nversion = \"1\"\nfile = \"ilo5.bin\"\ntargets = [\"x\"]\nversion_command = \"true\"\n")
+	write("notarget.component.toml", "kind = \"bmc\"\nid = \"nt\"\nversion = \"1\"\nfile = \"nt.bin\"\n")
+	write("nt.bin", "x")
+	write("absent.component.toml", "kind = \"bmc\"\nid = \"ab\"\nversion = \"1\"\nfile = \"absent.bin\"\ntargets = [\"BIOS\"]\n")
+	write("kind.component.toml", "kind = \"firmware\"\nid = \"k\"\nversion = \"1\"\nfile = \"k.bin\"\ntargets = [\"x\"]\n")
+	b, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, sum := fileSum(t, filepath.Join(dir, "ilo5.bin"))
+	want := []*fleetup.Component{{ID: "hpe.ilo5", Name: "iLO 5 firmware", Version: "2.78", Kind: fleetup.KindBMC, VersionFormat: "plain",
+		File: "ilo5.bin", Path: filepath.Join(dir, "ilo5.bin"), Size: size, SHA256: sum, Targets: []string{"iLO 5"}}}
+	if diff := cmp.Diff(want, b.Components); diff != "" {
+		t.Errorf("components (-want +got):\n%s", diff)
+	}
+	wantProblems := map[string]string{
+		"mixed.component.toml":    "script, interpreter and version_command are for scripts",
+		"notarget.component.toml": "missing targets",
+		"absent.component.toml":   `image "absent.bin" does not exist`,
+		"kind.component.toml":     `kind "firmware" is not one of`,
+		"nt.bin":                  "not a component: unknown type",
+	}
+	got := map[string]string{}
+	for _, p := range b.Problems {
+		got[p.File] = p.Reason
+	}
+	for file, reason := range wantProblems {
+		if !strings.Contains(got[file], reason) {
+			t.Errorf("problem for %s = %q, want it to contain %q", file, got[file], reason)
+		}
+	}
+	if len(got) != len(wantProblems) {
+		t.Errorf("problems = %v", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/fleetup/fleetup"
 )
 
 func FuzzParseManifest(f *testing.F) {
@@ -14,6 +16,8 @@ func FuzzParseManifest(f *testing.F) {
 	f.Add([]byte("id = \"a.b\"\nversion = \"1\"\nscript = \"s\"\nversion_command = \"true\"\ntargets = [\"linux\"]\n"))
 	f.Add([]byte("id = 1\n[x]\ny = 2\n"))
 	f.Add([]byte("script = \"../etc/passwd\"\n"))
+	f.Add([]byte("kind = \"bmc\"\nid = \"ilo5\"\nversion = \"2.78\"\nfile = \"ilo5.bin\"\ntargets = [\"iLO 5\"]\n"))
+	f.Add([]byte("kind = \"bmc\"\nid = \"x\"\nversion = \"1\"\nfile = \"../x\"\ntargets = [\" \"]\nscript = \"s\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseManifest(data, "fuzz.component.toml")
 		if err != nil {
@@ -22,11 +26,23 @@ func FuzzParseManifest(f *testing.F) {
 			}
 			return
 		}
-		if m.ID == "" || m.Version == "" || m.VersionCommand == "" || len(m.Targets) == 0 || m.Interpreter == "" {
+		if m.ID == "" || m.Version == "" || len(m.Targets) == 0 {
 			t.Fatalf("accepted incomplete manifest %+v", m)
 		}
-		if strings.ContainsAny(m.Script, `/\`) || m.Script == ".." || m.Script == "" {
-			t.Fatalf("accepted script name %q", m.Script)
+		switch m.Kind {
+		case fleetup.KindScript:
+			if m.VersionCommand == "" || m.Interpreter == "" || m.File != "" {
+				t.Fatalf("accepted incomplete script manifest %+v", m)
+			}
+		case fleetup.KindBMC:
+			if m.Script != "" || m.VersionCommand != "" || m.Interpreter != "" {
+				t.Fatalf("accepted a bmc manifest with script keys %+v", m)
+			}
+		default:
+			t.Fatalf("accepted kind %q", m.Kind)
+		}
+		if p := m.payloadName(); strings.ContainsAny(p, `/\`) || p == ".." || p == "" {
+			t.Fatalf("accepted payload name %q", p)
 		}
 	})
 }

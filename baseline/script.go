@@ -14,20 +14,28 @@ import (
 	"github.com/fleetup/fleetup/version"
 )
 
-// Manifest describes a script component (NAME.component.toml).
+// Manifest describes a component that is not self-describing
+// (NAME.component.toml): a script (kind "script", the default), or a BMC
+// firmware image flashed over Redfish (kind "bmc").
 type Manifest struct {
-	ID            string `toml:"id"`
-	Name          string `toml:"name"`
-	Version       string `toml:"version"`
-	VersionFormat string `toml:"version_format"` // default "dpkg"
-	// Script is the payload: a file name in the manifest's directory.
+	// Kind is "script" (the default) or "bmc".
+	Kind          fleetup.Kind `toml:"kind"`
+	ID            string       `toml:"id"`
+	Name          string       `toml:"name"`
+	Version       string       `toml:"version"`
+	VersionFormat string       `toml:"version_format"` // default "dpkg" for scripts, "plain" for bmc
+	// Script is a script's payload: a file name in the manifest's directory.
 	Script string `toml:"script"`
+	// File is a BMC image: a file name in the manifest's directory.
+	File string `toml:"file"`
 	// Interpreter runs the script; default "/bin/sh".
 	Interpreter string `toml:"interpreter"`
 	// VersionCommand is a shell command printing the installed version;
 	// empty output means not installed.
 	VersionCommand string `toml:"version_command"`
-	// Targets are os-release IDs (ID or ID_LIKE), or "linux" for any.
+	// Targets are, for scripts, os-release IDs (ID or ID_LIKE) or "linux"
+	// for any; for bmc images, FirmwareInventory member names or ids or
+	// SoftwareIds, or the BMC's model ("iLO 5").
 	Targets []string `toml:"targets"`
 	Reboot  bool     `toml:"reboot"`
 }
@@ -64,21 +72,33 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 	if m.Version == "" {
 		return nil, bad("missing version")
 	}
+	switch m.Kind {
+	case "":
+		m.Kind = fleetup.KindScript
+	case fleetup.KindScript, fleetup.KindBMC:
+	default:
+		return nil, bad("kind %q is not one of \"script\", \"bmc\"", m.Kind)
+	}
 	if m.VersionFormat == "" {
 		m.VersionFormat = "dpkg"
+		if m.Kind == fleetup.KindBMC {
+			m.VersionFormat = "plain"
+		}
 	}
 	if err := version.Validate(m.VersionFormat, m.Version); err != nil {
 		return nil, bad("%v", err)
 	}
-	switch {
-	case m.Script == "":
-		return nil, bad("missing script")
-	case strings.ContainsAny(m.Script, `/\`) || m.Script == "." || m.Script == "..":
-		return nil, bad("script %q must be a file name in the same directory, without path separators", m.Script)
-	case strings.HasPrefix(m.Script, "."), strings.HasSuffix(m.Script, ManifestSuffix):
-		return nil, bad("script %q cannot be a dotfile or a manifest", m.Script)
-	case strings.ContainsFunc(m.Script, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return nil, bad("script name %q contains control characters", m.Script)
+	if m.Kind == fleetup.KindBMC {
+		if err := checkBMC(&m, bad); err != nil {
+			return nil, err
+		}
+		return &m, nil
+	}
+	if m.File != "" {
+		return nil, bad("file is for kind \"bmc\"; a script names its payload with script")
+	}
+	if err := checkPayloadName("script", m.Script, bad); err != nil {
+		return nil, err
 	}
 	if m.Interpreter == "" {
 		m.Interpreter = "/bin/sh"
@@ -100,6 +120,52 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 	return &m, nil
 }
 
+// checkBMC checks the keys of a bmc manifest.
+func checkBMC(m *Manifest, bad func(string, ...any) error) error {
+	switch {
+	case m.Script != "", m.Interpreter != "", m.VersionCommand != "":
+		return bad("script, interpreter and version_command are for scripts; a bmc image is named by file, and its installed version is read from the BMC")
+	case m.Reboot:
+		return bad("reboot is for scripts; a BMC resets itself after a flash")
+	}
+	if err := checkPayloadName("file", m.File, bad); err != nil {
+		return err
+	}
+	if len(m.Targets) == 0 {
+		return bad("missing targets (FirmwareInventory names, ids or SoftwareIds, or the BMC's model, e.g. \"iLO 5\")")
+	}
+	for _, t := range m.Targets {
+		if strings.TrimSpace(t) != t || t == "" || len(t) > 128 || strings.ContainsFunc(t, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return bad("target %q must be 1-128 printable characters without leading or trailing space", t)
+		}
+	}
+	return nil
+}
+
+// checkPayloadName checks a manifest's payload file name (key is "script"
+// or "file").
+func checkPayloadName(key, name string, bad func(string, ...any) error) error {
+	switch {
+	case name == "":
+		return bad("missing %s", key)
+	case strings.ContainsAny(name, `/\`) || name == "." || name == "..":
+		return bad("%s %q must be a file name in the same directory, without path separators", key, name)
+	case strings.HasPrefix(name, "."), strings.HasSuffix(name, ManifestSuffix):
+		return bad("%s %q cannot be a dotfile or a manifest", key, name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return bad("%s name %q contains control characters", key, name)
+	}
+	return nil
+}
+
+// payloadName is the manifest's payload file: the script or the image.
+func (m *Manifest) payloadName() string {
+	if m.Kind == fleetup.KindBMC {
+		return m.File
+	}
+	return m.Script
+}
+
 func osID(s string) bool {
 	if s == "" {
 		return false
@@ -113,26 +179,37 @@ func osID(s string) bool {
 	return true
 }
 
-func loadScript(dir, name string, m *Manifest) ([]*fleetup.Component, error) {
-	path := filepath.Join(dir, m.Script)
-	st, err := os.Stat(path)
+// loadManifest makes the component a manifest describes, its payload
+// read from the file it names.
+func loadManifest(dir, name string, m *Manifest) ([]*fleetup.Component, error) {
+	what, file := "script", m.payloadName()
+	if m.Kind == fleetup.KindBMC {
+		what = "image"
+	}
+	path := filepath.Join(dir, file)
+	st, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("script %q does not exist", m.Script)
+		return nil, fmt.Errorf("%s %q does not exist", what, file)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		if st, err = os.Stat(path); err != nil {
+			return nil, fmt.Errorf("%s %q: %w", what, file, err)
+		}
+	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("script %q is not a regular file", m.Script)
+		return nil, fmt.Errorf("%s %q is not a regular file", what, file)
 	}
 	if st.Size() == 0 {
-		return nil, fmt.Errorf("script %q is empty", m.Script)
+		return nil, fmt.Errorf("%s %q is empty", what, file)
 	}
 	c := &fleetup.Component{
 		ID:             m.ID,
 		Name:           m.Name,
 		Version:        m.Version,
-		Kind:           fleetup.KindScript,
+		Kind:           m.Kind,
 		VersionFormat:  m.VersionFormat,
 		Targets:        append([]string(nil), m.Targets...),
 		Reboot:         m.Reboot,

@@ -16,6 +16,11 @@
 //	GET|HEAD /v1/blobs/{sha256}  the payload registered with Add under that hash
 //	POST     /v1/status          one fleetup.Event, or a JSON array of them
 //
+// and, for BMCs, which have neither a certificate nor a token, one route
+// whose URL is the secret (see Grant):
+//
+//	GET|HEAD /v1/grants/{token}/{name}  one payload for one node, until revoked
+//
 // Payloads are opened per request and streamed from disk (with range
 // requests, If-Range and ETag = the hash); they are never read into memory
 // whole. A payload whose size on disk no longer matches the size registered
@@ -88,6 +93,7 @@ type Depot struct {
 	mu      sync.Mutex
 	blobs   map[string]blob   // by lower-case hex SHA-256
 	tokens  map[string]string // token by node
+	grants  map[string]grant  // by token
 	stats   map[string]*NodeStats
 	notices []string
 	state   int // 0 new, 1 started, 2 closed
@@ -129,13 +135,19 @@ func New(opts Options) (*Depot, error) {
 		if opts.HTTPPortExplicit && opts.HTTPSPortExplicit && opts.HTTPPort == opts.HTTPSPort && opts.HTTPPort != 0 {
 			return nil, fmt.Errorf("depot: http and https ports are both %d", opts.HTTPPort)
 		}
-		if opts.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		if opts.TLS.ClientAuth != tls.RequireAndVerifyClientCert || opts.TLS.ClientCAs == nil {
 			return nil, errors.New("depot: https configuration must require and verify client certificates (use pki.ServerTLS)")
 		}
 		if len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil {
 			return nil, errors.New("depot: https configuration has no server certificate")
 		}
+		// Grant URLs are for BMCs, which have no client certificate and
+		// may speak TLS 1.2 only: the handshake asks for a certificate
+		// but does not insist, and every other route still requires a
+		// verified one over TLS 1.3 (identify).
 		opts.TLS = opts.TLS.Clone()
+		opts.TLS.ClientAuth = tls.VerifyClientCertIfGiven
+		opts.TLS.MinVersion = tls.VersionTLS12
 	}
 	log := opts.Logger
 	if log == nil {
@@ -395,6 +407,9 @@ func portOf(ln net.Listener) int {
 // identify returns the authenticated node of r, or "".
 func (d *Depot) identify(r *http.Request, secure bool) string {
 	if secure {
+		if r.TLS == nil || r.TLS.Version < tls.VersionTLS13 {
+			return ""
+		}
 		return pki.PeerName(r.TLS)
 	}
 	auth := r.Header.Get("Authorization")
@@ -426,6 +441,10 @@ func (d *Depot) handler(secure bool) http.Handler {
 	mux.HandleFunc("GET /v1/blobs/{sha256}", d.serveBlob)
 	mux.HandleFunc("POST /v1/status", d.postStatus)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, GrantPrefix) {
+			d.serveGrant(w, r)
+			return
+		}
 		node := d.identify(r, secure)
 		if node == "" {
 			if !secure {
@@ -442,8 +461,11 @@ func (d *Depot) handler(secure bool) http.Handler {
 func nodeOf(r *http.Request) string { s, _ := r.Context().Value(nodeKey{}).(string); return s }
 
 func (d *Depot) serveBlob(w http.ResponseWriter, r *http.Request) {
-	node := nodeOf(r)
-	sum := strings.ToLower(r.PathValue("sha256"))
+	d.sendBlob(w, r, nodeOf(r), strings.ToLower(r.PathValue("sha256")))
+}
+
+// sendBlob streams the payload registered under sum to node.
+func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum string) {
 	d.mu.Lock()
 	b, ok := d.blobs[sum]
 	d.mu.Unlock()

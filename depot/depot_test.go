@@ -283,12 +283,18 @@ func TestMutualTLS(t *testing.T) {
 		{"TLS 1.2", tls12},
 		{"client trusting another run", pki.ClientTLS(other.Pool(), ours.Cert, pki.ManagerName)},
 	}
+	// A certificate that does not verify fails the handshake (or is not
+	// even sent, the client seeing it is not of the CAs asked for); none
+	// at all, or TLS 1.2 (which grant URLs for BMCs need), gets past it and
+	// is refused by every route but the grants.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := newHTTPClient(t, tt.cfg).Get(url)
 			if err == nil {
 				resp.Body.Close()
-				t.Fatalf("request succeeded with status %d, want a TLS failure", resp.StatusCode)
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("request answered with status %d, want a TLS failure or 401", resp.StatusCode)
+				}
 			}
 		})
 	}
@@ -298,7 +304,9 @@ func TestMutualTLS(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer s3cret-token")
 	if resp, err := c.c.Do(req); err == nil {
 		resp.Body.Close()
-		t.Errorf("token over https without certificate: status %d, want a TLS failure", resp.StatusCode)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("token over https without certificate: status %d, want 401", resp.StatusCode)
+		}
 	}
 }
 

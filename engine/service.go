@@ -119,7 +119,11 @@ func (s *Service) Probe(ctx context.Context, inv *fleetup.Inventory, comps []fle
 	for i := range comps {
 		c := &comps[i]
 		inst, ok := s.Installers[c.Kind]
-		if !ok {
+		switch {
+		case !ok && c.Kind == fleetup.KindBMC:
+			out[i] = fleetup.Probe{ComponentID: c.ID, Reason: "a BMC image: flashed through the server's BMC node (bmc://), not from its OS"}
+			continue
+		case !ok:
 			out[i] = fleetup.Probe{ComponentID: c.ID, Reason: fmt.Sprintf("this engine cannot install %q components", c.Kind)}
 			continue
 		}

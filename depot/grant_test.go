@@ -1,0 +1,74 @@
+package depot
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestGrant serves a payload to a client that has neither certificate nor
+// token (a BMC), on both ports and over TLS 1.2, for that URL only and
+// until the node's grants are revoked.
+func TestGrant(t *testing.T) {
+	fx := newFixture(t)
+	path, err := fx.d.Grant("bmc1", fx.sum, "ilo5_278.fwpkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(path, GrantPrefix) || !strings.HasSuffix(path, "/ilo5_278.fwpkg") || len(path) < len(GrantPrefix)+32 {
+		t.Fatalf("grant path %q", path)
+	}
+	other, err := fx.d.Grant("bmc2", fx.sum, "x.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A BMC verifies nothing and may speak TLS 1.2 only.
+	bmc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}}}
+	t.Cleanup(bmc.CloseIdleConnections)
+	get := func(url string) (int, []byte) {
+		t.Helper()
+		resp, err := bmc.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	https := "https://127.0.0.1:" + strconv.Itoa(fx.d.HTTPSPort())
+	http_ := "http://127.0.0.1:" + strconv.Itoa(fx.d.HTTPPort())
+	for _, base := range []string{https, http_} {
+		if code, body := get(base + path); code != 200 || string(body) != string(fx.payload) {
+			t.Errorf("GET %s%s = %d, %d bytes", base, path, code, len(body))
+		}
+	}
+	// The grant opens that URL only: not the blobs, not another name.
+	if code, _ := get(https + "/v1/blobs/" + fx.sum); code != http.StatusUnauthorized {
+		t.Errorf("blob without certificate over TLS 1.2 = %d, want 401", code)
+	}
+	if code, _ := get(https + path[:strings.LastIndexByte(path, '/')] + "/other.bin"); code != http.StatusNotFound {
+		t.Errorf("grant under another name = %d, want 404", code)
+	}
+	if code, _ := get(https + GrantPrefix + "00000000000000000000000000000000/ilo5_278.fwpkg"); code != http.StatusNotFound {
+		t.Errorf("made-up grant = %d, want 404", code)
+	}
+	if st := fx.d.Stats()["bmc1"]; st.Requests != 2 || st.BytesServed != 2*int64(len(fx.payload)) {
+		t.Errorf("stats of bmc1 = %+v", st)
+	}
+	fx.d.RevokeGrants("bmc1")
+	if code, _ := get(https + path); code != http.StatusNotFound {
+		t.Errorf("revoked grant = %d, want 404", code)
+	}
+	if code, _ := get(http_ + other); code != 200 {
+		t.Errorf("another node's grant after bmc1's were revoked = %d, want 200", code)
+	}
+	if _, err := fx.d.Grant("bmc1", strings.Repeat("0", 64), "x.bin"); err == nil {
+		t.Errorf("grant of an unknown payload succeeded")
+	}
+	if _, err := fx.d.Grant("bmc1", fx.sum, "../x"); err == nil {
+		t.Errorf("grant with a path as name succeeded")
+	}
+}
