@@ -190,7 +190,8 @@ func (a Action) Installs() bool {
 // scouting, inventory, analysis (HP SUM's review), deploy, and an end state.
 type NodeState string
 
-// The node states, in order; Complete, Failed, RebootNeeded and Cancelled end a node.
+// The node states, in order; Complete, Failed, RebootNeeded, Cancelled and
+// Skipped end a node.
 const (
 	StatePending      NodeState = "pending"
 	StateScouting     NodeState = "scouting"
@@ -202,12 +203,15 @@ const (
 	StateRebootNeeded NodeState = "reboot-needed"
 	StateFailed       NodeState = "failed"
 	StateCancelled    NodeState = "cancelled"
+	// StateSkipped is a node that was not worked on because of another:
+	// the address of a server worked on before it (its BMC) failed.
+	StateSkipped NodeState = "skipped"
 )
 
 // Final reports whether s ends a node's run.
 func (s NodeState) Final() bool {
 	switch s {
-	case StateComplete, StateRebootNeeded, StateFailed, StateCancelled:
+	case StateComplete, StateRebootNeeded, StateFailed, StateCancelled, StateSkipped:
 		return true
 	}
 	return false

@@ -23,9 +23,19 @@ import (
 // Node is one node of a run: its name and how to reach it.
 type Node struct {
 	Name string
+	// Server groups the addresses of one server (its BMC and its host):
+	// the nodes of a server are worked on one after the other, in the
+	// order of Options.Nodes, as one of the Parallel, and once one of
+	// them failed the later ones are skipped (in a deploy; an inventory
+	// or a dry run goes on). Empty: a node of its own.
+	Server string
 	// Open reaches the node and returns its agent (for a remote node: SSH,
 	// engine placed and started).
 	Open func(ctx context.Context) (agent.Agent, error)
+	// CancelGrace overrides Options.CancelGrace for this node: a BMC's
+	// flash and reset, which nothing can interrupt, take longer than an
+	// OS installer.
+	CancelGrace time.Duration
 }
 
 // Options configure a run.
@@ -51,9 +61,11 @@ type Options struct {
 
 // NodeResult is the outcome of one node.
 type NodeResult struct {
-	Node  string            `json:"node"`
-	State fleetup.NodeState `json:"state"`
-	Error string            `json:"error,omitempty"`
+	Node string `json:"node"`
+	// Server is the Node's Server.
+	Server string            `json:"server,omitempty"`
+	State  fleetup.NodeState `json:"state"`
+	Error  string            `json:"error,omitempty"`
 	// FailedIn is the phase (scouting, inventory, analysis, deploy or
 	// cleanup) in which a failed or cancelled node ended.
 	FailedIn   fleetup.NodeState         `json:"failed_in,omitempty"`
@@ -73,10 +85,26 @@ func Run(ctx context.Context, opts Options) []NodeResult {
 		par = 8
 	}
 	results := make([]NodeResult, len(opts.Nodes))
+	// A server's addresses make one group, worked on in order.
+	var groups [][]int
+	byServer := map[string]int{}
+	for i, n := range opts.Nodes {
+		results[i] = NodeResult{Node: n.Name, Server: n.Server, State: fleetup.StatePending}
+		if n.Server == "" {
+			groups = append(groups, []int{i})
+			continue
+		}
+		g, ok := byServer[n.Server]
+		if !ok {
+			g = len(groups)
+			byServer[n.Server] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], i)
+	}
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
-	for i, n := range opts.Nodes {
-		results[i] = NodeResult{Node: n.Name, State: fleetup.StatePending}
+	for _, g := range groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -85,13 +113,29 @@ func Run(ctx context.Context, opts Options) []NodeResult {
 				defer func() { <-sem }()
 			case <-ctx.Done():
 			}
-			if ctx.Err() != nil {
-				results[i].State = fleetup.StateCancelled
-				results[i].Error = "cancelled before the node was reached"
-				emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateCancelled, Message: results[i].Error})
-				return
+			var failed *NodeResult
+			for _, i := range g {
+				n := opts.Nodes[i]
+				switch {
+				case ctx.Err() != nil:
+					results[i].State = fleetup.StateCancelled
+					results[i].Error = "cancelled before the node was reached"
+				case failed != nil && !opts.InventoryOnly && !opts.DryRun:
+					results[i].State = fleetup.StateSkipped
+					results[i].Error = fmt.Sprintf("not worked on: %s, worked on first as an address of the same server, ended %s", failed.Node, failed.State)
+					if failed.Error != "" {
+						results[i].Error += ": " + failed.Error
+					}
+				default:
+					results[i] = safeRunNode(ctx, opts, n)
+					results[i].Server = n.Server
+					if s := results[i].State; s == fleetup.StateFailed || s == fleetup.StateCancelled || s == fleetup.StateSkipped {
+						failed = &results[i]
+					}
+					continue
+				}
+				emit(opts, fleetup.Event{Node: n.Name, State: results[i].State, Message: results[i].Error})
 			}
-			results[i] = safeRunNode(ctx, opts, n)
 		}()
 	}
 	wg.Wait()
@@ -212,7 +256,7 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 	}
 
 	state(fleetup.StateDeploy, fmt.Sprintf("%d component(s) to install", len(items)))
-	results, runErr := install(ctx, opts, ag, items)
+	results, runErr := install(ctx, opts, n, ag, items)
 	byID := map[string]fleetup.ComponentResult{}
 	for _, r := range results {
 		byID[r.ComponentID] = r
@@ -228,8 +272,11 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 
 // install runs the install so that a cancel of ctx lets the node finish the
 // component it is on (bounded by CancelGrace) and still report.
-func install(ctx context.Context, opts Options, ag agent.Agent, items []wire.InstallItem) ([]fleetup.ComponentResult, error) {
+func install(ctx context.Context, opts Options, n Node, ag agent.Agent, items []wire.InstallItem) ([]fleetup.ComponentResult, error) {
 	grace := opts.CancelGrace
+	if n.CancelGrace > 0 {
+		grace = n.CancelGrace
+	}
 	if grace == 0 {
 		grace = 2 * time.Minute
 	}

@@ -356,3 +356,55 @@ func TestFailedOpenTypedNil(t *testing.T) {
 		t.Errorf("state %s: %s", r.State, r.Error)
 	}
 }
+
+// TestServerOrder works on a server's addresses one after the other (its
+// BMC first), skips the host when the BMC failed in a deploy, and goes on
+// in an inventory.
+func TestServerOrder(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	open := func(name string, err error) func(context.Context) (agent.Agent, error) {
+		return func(context.Context) (agent.Agent, error) {
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // a host started at once would overtake its BMC
+			if err != nil {
+				return nil, err
+			}
+			return &fakeAgent{name: name}, nil
+		}
+	}
+	nodes := []Node{
+		{Name: "bmc1", Server: "s1", Open: open("bmc1", nil)},
+		{Name: "host1", Server: "s1", Open: open("host1", nil)},
+		{Name: "bmc2", Server: "s2", Open: open("bmc2", errors.New("certificate changed"))},
+		{Name: "host2", Server: "s2", Open: open("host2", nil)},
+		{Name: "alone", Open: open("alone", nil)},
+	}
+	res := Run(context.Background(), Options{Components: comps(), Nodes: nodes, Parallel: 8})
+	want := map[string]fleetup.NodeState{"bmc1": "complete", "host1": "complete", "bmc2": "failed", "host2": "skipped", "alone": "complete"}
+	for _, r := range res {
+		if r.State != want[r.Node] {
+			t.Errorf("%s: state %s (%s), want %s", r.Node, r.State, r.Error, want[r.Node])
+		}
+	}
+	if r := res[3]; r.Server != "s2" || !strings.Contains(r.Error, "bmc2") || !strings.Contains(r.Error, "certificate changed") {
+		t.Errorf("skipped host: %+v", r)
+	}
+	pos := map[string]int{}
+	for i, n := range order {
+		pos[n] = i
+	}
+	if _, ok := pos["host2"]; ok {
+		t.Errorf("host2 was reached after its BMC failed: %v", order)
+	}
+	if pos["host1"] < pos["bmc1"] {
+		t.Errorf("host1 reached before its BMC: %v", order)
+	}
+	order = nil
+	res = Run(context.Background(), Options{Components: comps(), Nodes: nodes, InventoryOnly: true})
+	if res[3].State != fleetup.StateComplete {
+		t.Errorf("inventory: host2 %s (%s), want complete: an inventory goes on after a failed BMC", res[3].State, res[3].Error)
+	}
+}

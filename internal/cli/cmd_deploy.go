@@ -159,7 +159,7 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		switch {
 		case r.State == fleetup.StateCancelled:
 			cancelled = true
-		case r.State == fleetup.StateFailed || r.CleanupError != "":
+		case r.State == fleetup.StateFailed || r.State == fleetup.StateSkipped || r.CleanupError != "":
 			failed++
 		}
 	}
