@@ -331,6 +331,9 @@ func Describe(rep *wire.CleanupReport) string {
 	if len(rep.Files) > 0 {
 		parts = append(parts, "files "+strings.Join(rep.Files, ", "))
 	}
+	if len(rep.Sessions) > 0 {
+		parts = append(parts, "sessions "+strings.Join(rep.Sessions, ", "))
+	}
 	if len(rep.Errors) > 0 {
 		parts = append(parts, "errors "+strings.Join(rep.Errors, "; "))
 	}

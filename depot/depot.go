@@ -93,7 +93,7 @@ type Depot struct {
 	mu      sync.Mutex
 	blobs   map[string]blob   // by lower-case hex SHA-256
 	tokens  map[string]string // token by node
-	grants  map[string]grant  // by token
+	grants  map[string]*grant // by token
 	stats   map[string]*NodeStats
 	notices []string
 	state   int // 0 new, 1 started, 2 closed
@@ -464,33 +464,34 @@ func (d *Depot) serveBlob(w http.ResponseWriter, r *http.Request) {
 	d.sendBlob(w, r, nodeOf(r), strings.ToLower(r.PathValue("sha256")))
 }
 
-// sendBlob streams the payload registered under sum to node.
-func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum string) {
+// sendBlob streams the payload registered under sum to node and returns
+// the bytes sent.
+func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum string) int64 {
 	d.mu.Lock()
 	b, ok := d.blobs[sum]
 	d.mu.Unlock()
 	if !ok {
 		http.Error(w, "unknown blob", http.StatusNotFound)
-		return
+		return 0
 	}
 	f, err := os.Open(b.path)
 	if err != nil {
 		d.log.Error("depot: open payload", "component", b.id, "sha256", sum, "err", err)
 		http.Error(w, "payload unavailable", http.StatusInternalServerError)
-		return
+		return 0
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		d.log.Error("depot: stat payload", "component", b.id, "sha256", sum, "err", err)
 		http.Error(w, "payload unavailable", http.StatusInternalServerError)
-		return
+		return 0
 	}
 	if !fi.Mode().IsRegular() || fi.Size() != b.size {
 		d.log.Error("depot: payload changed on disk after it was checked; refusing to serve it",
 			"component", b.id, "sha256", sum, "path", b.path, "size", fi.Size(), "registered_size", b.size, "node", node)
 		http.Error(w, "payload changed on the manager after it was checked", http.StatusInternalServerError)
-		return
+		return 0
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
@@ -503,6 +504,7 @@ func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum strin
 	s.Requests++
 	d.mu.Unlock()
 	d.log.Debug("depot: served payload", "node", node, "component", b.id, "bytes", cw.n, "range", r.Header.Get("Range"))
+	return cw.n
 }
 
 // statsOf returns node's stats; d.mu must be held.

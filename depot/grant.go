@@ -15,9 +15,10 @@ import (
 // revoked. The URL is random (128 bits) and ends with the payload's file
 // name, since some BMCs look at the extension.
 type grant struct {
-	node string
-	sum  string
-	name string
+	node   string
+	sum    string
+	name   string
+	served int64 // bytes sent through the grant
 }
 
 // GrantPrefix starts the path of every grant URL.
@@ -43,10 +44,23 @@ func (d *Depot) Grant(node, sha256, name string) (string, error) {
 	}
 	token := hex.EncodeToString(b[:])
 	if d.grants == nil {
-		d.grants = map[string]grant{}
+		d.grants = map[string]*grant{}
 	}
-	d.grants[token] = grant{node: node, sum: sum, name: name}
+	d.grants[token] = &grant{node: node, sum: sum, name: name}
 	return GrantPrefix + token + "/" + url.PathEscape(name), nil
+}
+
+// GrantServed is how many bytes were sent through the grant of path
+// (as Grant returned it) so far; 0 for a path that is no grant (or no
+// longer one).
+func (d *Depot) GrantServed(path string) int64 {
+	token, _, _ := strings.Cut(strings.TrimPrefix(path, GrantPrefix), "/")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g := d.grants[token]; g != nil {
+		return g.served
+	}
+	return 0
 }
 
 // RevokeGrants withdraws every grant made for node: its URLs answer 404
@@ -79,5 +93,8 @@ func (d *Depot) serveGrant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("depot: grant fetched", "node", g.node, "remote", r.RemoteAddr, "name", g.name, "range", r.Header.Get("Range"))
-	d.sendBlob(w, r, g.node, g.sum)
+	n := d.sendBlob(w, r, g.node, g.sum)
+	d.mu.Lock()
+	g.served += n
+	d.mu.Unlock()
 }

@@ -58,6 +58,9 @@ func TestGrant(t *testing.T) {
 	if st := fx.d.Stats()["bmc1"]; st.Requests != 2 || st.BytesServed != 2*int64(len(fx.payload)) {
 		t.Errorf("stats of bmc1 = %+v", st)
 	}
+	if n := fx.d.GrantServed(path); n != 2*int64(len(fx.payload)) {
+		t.Errorf("GrantServed = %d, want %d", n, 2*len(fx.payload))
+	}
 	fx.d.RevokeGrants("bmc1")
 	if code, _ := get(https + path); code != http.StatusNotFound {
 		t.Errorf("revoked grant = %d, want 404", code)

@@ -101,6 +101,8 @@ type Options struct {
 	ManagerPorts []int
 	// EnginePort is where the engine will listen on the node; 62286 when 0.
 	EnginePort int
+	// BMCPort is a BMC's Redfish port; 443 when 0.
+	BMCPort int
 	// Timeout bounds each hop; DefaultTimeout when 0.
 	Timeout time.Duration
 	// Password answers sudo when the SSH user is not root and sudo wants a
@@ -215,6 +217,9 @@ func Run(ctx context.Context, conn transport.Conn, opts Options) (*Report, error
 		rep.ManagerAddr = opts.ManagerAddr
 	}
 	tgts := targets(opts.Kind, opts.EnginePort)
+	if opts.Kind == BMC && opts.BMCPort != 0 {
+		tgts[0].port = opts.BMCPort
+	}
 	rep.Hops = make([]Hop, len(tgts))
 	var wg sync.WaitGroup
 	for i, t := range tgts {

@@ -140,12 +140,15 @@ type CleanupReport struct {
 	Processes []string `json:"processes,omitempty"`
 	Firewall  []string `json:"firewall,omitempty"`
 	Files     []string `json:"files,omitempty"`
-	Errors    []string `json:"errors,omitempty"`
+	// Sessions are the sessions on the node that were ended (a BMC's
+	// Redfish session).
+	Sessions []string `json:"sessions,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
 }
 
 // Empty reports whether nothing was removed and nothing failed.
 func (r *CleanupReport) Empty() bool {
-	return len(r.Processes) == 0 && len(r.Firewall) == 0 && len(r.Files) == 0 && len(r.Errors) == 0
+	return len(r.Processes) == 0 && len(r.Firewall) == 0 && len(r.Files) == 0 && len(r.Sessions) == 0 && len(r.Errors) == 0
 }
 
 // Merge adds o's entries to r.
@@ -156,6 +159,7 @@ func (r *CleanupReport) Merge(o *CleanupReport) {
 	r.Processes = append(r.Processes, o.Processes...)
 	r.Firewall = append(r.Firewall, o.Firewall...)
 	r.Files = append(r.Files, o.Files...)
+	r.Sessions = append(r.Sessions, o.Sessions...)
 	r.Errors = append(r.Errors, o.Errors...)
 }
 
