@@ -31,9 +31,11 @@ type InputFile struct {
 }
 
 // TargetGroup is one [TARGETS] ... [END] section: its hosts share its
-// credentials.
+// credentials (and, with TYPE=, their kind).
 type TargetGroup struct {
-	Line    int // of the [TARGETS] header
+	Line int // of the [TARGETS] header
+	// Targets are the section's HOST= values in order, a HOST= of several
+	// targets (one server) giving each of them.
 	Targets []Target
 	User    string // UID=
 	// Password is PWD=; nil when not given.
@@ -67,17 +69,36 @@ var knownOptions = map[string]bool{
 //
 // Keys and section names are case-insensitive; values may be in double
 // quotes; lines starting with ';' or '#' are comments. Inside a section
-// HOST (one or more), UID, PWD and USECURRENTCREDENTIAL=YES|NO are allowed;
-// outside, HP SUM's options are kept in Options and unknown keys are
-// ignored with a warning. name is the file's name for errors, which carry
-// line numbers and never a PWD value.
+// HOST (one or more), UID, PWD, USECURRENTCREDENTIAL=YES|NO and TYPE are
+// allowed; outside, HP SUM's options are kept in Options and unknown keys
+// are ignored with a warning. name is the file's name for errors, which
+// carry line numbers and never a PWD value.
+//
+// fleetup reads more than HP SUM in a section:
+//
+//   - A HOST= value is read as Parse reads a target, so it may have a
+//     scheme (HOST=bmc://10.0.0.5), and may be several targets separated
+//     by white space: one server's addresses, at most one of each kind, as
+//     on a line of a nodes file (ParseList), each with Server set to the
+//     first.
+//   - TYPE=ssh or TYPE=bmc sets the kind of the section's HOST= values that
+//     have no scheme (a value with a scheme keeps it); without TYPE= they
+//     are ssh. Like UID= and PWD=, TYPE= is about the whole section, so it
+//     is given at most once and, since it changes how the HOST= lines
+//     read, before the section's first HOST=: a TYPE= after a HOST= is an
+//     error rather than a kind that silently applies to some hosts only.
+//     Any other value is an error naming it.
+//
+// A target is a duplicate, and an error, when its kind, host and port are
+// those of an earlier one anywhere in the file.
 func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 	f := &InputFile{Options: map[string]string{}}
 	var (
 		errs  errorList
 		group *TargetGroup
-		seen  = map[string]int{} // target address → line
-		setAt map[string]int     // key → line, in the current group
+		seen  = seenTargets{}
+		setAt map[string]int // key → line, in the current group
+		kind  Kind           // TYPE=, in the current group
 	)
 	endGroup := func(line int) {
 		switch {
@@ -114,6 +135,7 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 				}
 				group = &TargetGroup{Line: n}
 				setAt = map[string]int{}
+				kind = KindSSH
 			case "END":
 				if group == nil {
 					errs.add(name, n, errors.New("[END] without [TARGETS]"))
@@ -129,7 +151,7 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 		if !ok {
 			if group != nil {
 				// Might be a mangled PWD line: do not echo it.
-				errs.add(name, n, errors.New("expected KEY=VALUE (HOST, UID, PWD or USECURRENTCREDENTIAL) or [END]"))
+				errs.add(name, n, errors.New("expected KEY=VALUE (HOST, UID, PWD, USECURRENTCREDENTIAL or TYPE) or [END]"))
 			} else {
 				errs.add(name, n, errors.New("expected KEY=VALUE or a [SECTION]"))
 			}
@@ -139,7 +161,7 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 		value = unquote(strings.TrimSpace(value))
 		if group == nil {
 			switch {
-			case key == "HOST" || key == "UID" || key == "PWD" || key == "USECURRENTCREDENTIAL":
+			case key == "HOST" || key == "UID" || key == "PWD" || key == "USECURRENTCREDENTIAL" || key == "TYPE":
 				errs.add(name, n, fmt.Errorf("%s= outside a [TARGETS] ... [END] section", key))
 			case knownOptions[key]:
 				f.Options[key] = value
@@ -157,17 +179,36 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 		}
 		switch key {
 		case "HOST":
-			t, err := Parse(value)
-			if err != nil {
+			if _, ok := setAt["HOST"]; !ok {
+				setAt["HOST"] = n // the first, for TYPE=
+			}
+			ts, hostErrs := parseServer(value, kind)
+			for _, err := range hostErrs {
 				errs.add(name, n, fmt.Errorf("HOST: %w", err))
+			}
+			if len(hostErrs) > 0 {
 				continue
 			}
-			if first, ok := seen[t.Addr()]; ok {
-				errs.add(name, n, fmt.Errorf("duplicate target %s (first on line %d)", t.Addr(), first))
+			dups := seen.add(ts, n)
+			for _, err := range dups {
+				errs.add(name, n, err)
+			}
+			if len(dups) == 0 {
+				group.Targets = append(group.Targets, ts...)
+			}
+		case "TYPE":
+			if first, ok := setAt["HOST"]; ok {
+				errs.add(name, n, fmt.Errorf("TYPE= after HOST= (line %d): TYPE= sets the kind of every HOST= of the section, so it goes before the first", first))
 				continue
 			}
-			seen[t.Addr()] = n
-			group.Targets = append(group.Targets, t)
+			switch k := Kind(strings.ToLower(value)); k {
+			case KindSSH, KindBMC:
+				kind = k
+			case "windows":
+				errs.add(name, n, fmt.Errorf("TYPE=%q: windows nodes are not supported yet", value))
+			default:
+				errs.add(name, n, fmt.Errorf("TYPE=%q: unknown kind (want ssh or bmc)", value))
+			}
 		case "UID":
 			if value == "" {
 				errs.add(name, n, errors.New("empty UID="))
@@ -193,7 +234,7 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 				errs.add(name, n, fmt.Errorf("USECURRENTCREDENTIAL=%q: want YES or NO", value))
 			}
 		default:
-			errs.add(name, n, fmt.Errorf("unknown key %q in a [TARGETS] section (want HOST, UID, PWD or USECURRENTCREDENTIAL)", key))
+			errs.add(name, n, fmt.Errorf("unknown key %q in a [TARGETS] section (want HOST, UID, PWD, USECURRENTCREDENTIAL or TYPE)", key))
 		}
 	}
 	if err := sc.Err(); err != nil {

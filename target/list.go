@@ -11,15 +11,24 @@ import (
 // maxLine bounds one line of a nodes or input file.
 const maxLine = 64 << 10
 
-// ParseList reads a nodes file (or standard input): one target per line,
-// "#" starting a comment, blank lines ignored. name is the file's name for
-// errors ("FILE:LINE: ..."). Every bad line and every duplicate (the same
-// host and port twice) is reported, joined.
+// ParseList reads a nodes file (or standard input): one server per line,
+// "#" starting a comment, blank lines ignored. A line is one target, or
+// several separated by white space that are one server's addresses, at
+// most one of each kind:
+//
+//	node1
+//	root@198.18.1.2  bmc://admin@198.18.2.2
+//
+// The targets of a line of several each have Server set to the line's
+// first target (its String()). name is the file's name for errors
+// ("FILE:LINE: ..."). Every bad line and every duplicate (the same kind,
+// host and port twice, anywhere in the file) is reported, joined. The
+// targets are returned in file order.
 func ParseList(r io.Reader, name string) ([]Target, error) {
 	var (
 		targets []Target
 		errs    errorList
-		seen    = map[string]int{}
+		seen    = seenTargets{}
 	)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
@@ -34,17 +43,14 @@ func ParseList(r io.Reader, name string) ([]Target, error) {
 		if line == "" {
 			continue
 		}
-		t, err := Parse(line)
-		if err != nil {
+		ts, lineErrs := parseServer(line, KindSSH)
+		lineErrs = append(lineErrs, seen.add(ts, n)...)
+		for _, err := range lineErrs {
 			errs.add(name, n, err)
-			continue
 		}
-		if first, ok := seen[t.Addr()]; ok {
-			errs.add(name, n, fmt.Errorf("duplicate target %s (first on line %d)", t.Addr(), first))
-			continue
+		if len(lineErrs) == 0 {
+			targets = append(targets, ts...)
 		}
-		seen[t.Addr()] = n
-		targets = append(targets, t)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

@@ -46,6 +46,18 @@ type Harness struct {
 	// IdleTimeout is the engine's idle timeout the harness configures:
 	// after a cut, the node cleans up by itself within about that long.
 	IdleTimeout time.Duration
+
+	// Components makes the components the suite installs, one per id,
+	// each taking at least its delay to install and of a version the
+	// node does not have; nil: script components that leave a marker in
+	// MarkerDir (for OS nodes).
+	Components func(t *testing.T, delays map[string]time.Duration, ids ...string) []*fleetup.Component
+	// Installed is the version of c the node has now, "" for none; nil:
+	// the marker of a script component.
+	Installed func(t *testing.T, c *fleetup.Component) string
+	// CheckInventory checks an inventory of the node; nil: an OS node's
+	// (OS, kernel, arch, hostname and the sh tool).
+	CheckInventory func(t *testing.T, inv *fleetup.Inventory)
 }
 
 // Run runs the suite.
@@ -68,6 +80,13 @@ func Run(t *testing.T, h Harness) {
 // writes its version into MarkerDir/ID after sleeping for its delay.
 func components(t *testing.T, h Harness, delays map[string]time.Duration, ids ...string) []*fleetup.Component {
 	t.Helper()
+	if h.Components != nil {
+		cs := h.Components(t, delays, ids...)
+		if len(cs) != len(ids) {
+			t.Fatalf("the harness made %d components for %d ids", len(cs), len(ids))
+		}
+		return cs
+	}
 	dir := t.TempDir()
 	tag := fmt.Sprintf("%d", time.Now().UnixNano())
 	for _, id := range ids {
@@ -96,7 +115,11 @@ func components(t *testing.T, h Harness, delays map[string]time.Duration, ids ..
 	return b.Components
 }
 
-func marked(h Harness, c *fleetup.Component) string {
+// marked is the version of c the node has.
+func marked(t *testing.T, h Harness, c *fleetup.Component) string {
+	if h.Installed != nil {
+		return h.Installed(t, c)
+	}
 	// The version command is "cat MARKER ...": the marker is its second word.
 	f := strings.Fields(c.VersionCommand)
 	if len(f) < 2 {
@@ -140,11 +163,18 @@ func testInventory(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatalf("Inventory: %v", err)
 	}
-	if inv == nil || inv.OS == "" || inv.Kernel == "" || inv.Arch == "" || inv.Hostname == "" {
-		t.Fatalf("inventory lacks OS, kernel, arch or hostname: %+v", inv)
-	}
-	if !inv.HasTool("sh") {
-		t.Errorf("inventory tools %v lack sh", inv.Tools)
+	switch {
+	case inv == nil:
+		t.Fatal("Inventory answered nil and no error")
+	case h.CheckInventory != nil:
+		h.CheckInventory(t, inv)
+	default:
+		if inv.OS == "" || inv.Kernel == "" || inv.Arch == "" || inv.Hostname == "" {
+			t.Fatalf("inventory lacks OS, kernel, arch or hostname: %+v", inv)
+		}
+		if !inv.HasTool("sh") {
+			t.Errorf("inventory tools %v lack sh", inv.Tools)
+		}
 	}
 	// An inventory that cannot be asked is an error, never an empty answer.
 	dead, stop := context.WithCancel(context.Background())
@@ -170,8 +200,8 @@ func testInstall(t *testing.T, h Harness) {
 		t.Fatalf("%d probes for %d components", len(probes), len(comps))
 	}
 	for i, p := range probes {
-		if p.ComponentID != comps[i].ID || !p.Applicable || p.Installed != "" {
-			t.Errorf("probe %d: %+v, want %s applicable and not installed", i, p, comps[i].ID)
+		if has := marked(t, h, comps[i]); p.ComponentID != comps[i].ID || !p.Applicable || p.Installed != has {
+			t.Errorf("probe %d: %+v, want %s applicable, installed %q", i, p, comps[i].ID, has)
 		}
 	}
 	var mu sync.Mutex
@@ -182,7 +212,10 @@ func testInstall(t *testing.T, h Harness) {
 	}
 	res, err := a.Install(ctx, req, func(ev fleetup.Event) {
 		mu.Lock()
-		phases[ev.Component] = append(phases[ev.Component], ev.Phase)
+		// A phase may report progress several times: each counts once.
+		if ph := phases[ev.Component]; ev.Phase != "" && (len(ph) == 0 || ph[len(ph)-1] != ev.Phase) {
+			phases[ev.Component] = append(ph, ev.Phase)
+		}
 		mu.Unlock()
 	})
 	if err != nil {
@@ -193,11 +226,11 @@ func testInstall(t *testing.T, h Harness) {
 	}
 	for i, r := range res {
 		c := comps[i]
-		if r.ComponentID != c.ID || r.Phase != fleetup.PhaseInstalled || r.After != "1.0" {
-			t.Errorf("result %d: %+v, want %s installed, reading back 1.0", i, r, c.ID)
+		if r.ComponentID != c.ID || r.Phase != fleetup.PhaseInstalled || r.After != c.Version {
+			t.Errorf("result %d: %+v, want %s installed, reading back %s", i, r, c.ID, c.Version)
 		}
-		if got := marked(h, c); got != "1.0" {
-			t.Errorf("%s: the node has %q, want 1.0", c.ID, got)
+		if got := marked(t, h, c); got != c.Version {
+			t.Errorf("%s: the node has %q, want %s", c.ID, got, c.Version)
 		}
 		mu.Lock()
 		ph := phases[c.ID]
@@ -209,7 +242,7 @@ func testInstall(t *testing.T, h Harness) {
 	}
 	// Installed now: the probe says so.
 	probes, err = a.Probe(ctx, values(comps))
-	if err != nil || len(probes) != len(comps) || probes[0].Installed != "1.0" {
+	if err != nil || len(probes) != len(comps) || probes[0].Installed != comps[0].Version {
 		t.Errorf("probe after install: %v %+v", err, probes)
 	}
 }
@@ -258,11 +291,11 @@ func testCancel(t *testing.T, h Harness) {
 	if len(res) != 2 {
 		t.Fatalf("%d results, want 2", len(res))
 	}
-	if res[0].Phase != fleetup.PhaseInstalled || marked(h, slow) != "1.0" {
-		t.Errorf("the component in progress at the cancel did not finish: %+v, node has %q", res[0], marked(h, slow))
+	if res[0].Phase != fleetup.PhaseInstalled || marked(t, h, slow) != slow.Version {
+		t.Errorf("the component in progress at the cancel did not finish: %+v, node has %q", res[0], marked(t, h, slow))
 	}
-	if res[1].Phase != fleetup.PhaseSkipped || marked(h, next) != "" {
-		t.Errorf("the component after the cancel was not skipped: %+v, node has %q", res[1], marked(h, next))
+	if res[1].Phase != fleetup.PhaseSkipped || marked(t, h, next) == next.Version {
+		t.Errorf("the component after the cancel was not skipped: %+v, node has %q", res[1], marked(t, h, next))
 	}
 }
 
@@ -275,8 +308,8 @@ func testCleanup(t *testing.T, h Harness) {
 		t.Fatalf("Install: %v", err)
 	}
 	rep := closeClean(t, h, a)
-	if len(rep.Files) == 0 {
-		t.Errorf("the clean-up report names no files: %+v", rep)
+	if len(rep.Files)+len(rep.Processes)+len(rep.Firewall)+len(rep.Sessions) == 0 {
+		t.Errorf("the clean-up report names nothing it removed: %+v", rep)
 	}
 	if len(rep.Errors) > 0 {
 		t.Errorf("the clean-up report has errors: %v", rep.Errors)
