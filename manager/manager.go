@@ -19,6 +19,7 @@ import (
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/config"
+	"github.com/fleetup/fleetup/depot"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/runstate"
@@ -57,7 +58,13 @@ type Options struct {
 // Node is one node of a run and how to reach it.
 type Node struct {
 	// Name is the node as the user named it.
-	Name   string
+	Name string
+	// Server groups the addresses of one server (see
+	// orchestrator.Node.Server): they are worked on in the order of
+	// Options.Nodes, which should put the BMC first (HP SUM's order of
+	// associated nodes). An opener that implements CancelGrace() gives
+	// its node that long to finish after a cancel.
+	Server string
 	Opener Opener
 }
 
@@ -76,6 +83,7 @@ type Env struct {
 	Manager *pki.Leaf
 	// DepotPort is the manager's HTTPS port nodes pull from.
 	DepotPort int
+	depot     *depot.Depot
 	journal   *runstate.Journal
 	run       *runstate.Run
 	emit      func(fleetup.Event)
@@ -199,7 +207,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err := srv.startDepot(ctx, pki.ServerTLS(ca.Pool(), mgr.Cert), opts.Components); err != nil {
 			return nil, err
 		}
-		env.CA, env.Manager, env.DepotPort = ca, mgr, srv.depot.HTTPSPort()
+		env.CA, env.Manager, env.DepotPort, env.depot = ca, mgr, srv.depot.HTTPSPort(), srv.depot
 	}
 	// A dry run serves nothing: switches have nothing to fetch.
 	if opts.Ports.FTPEnabled() && !opts.InventoryOnly && !opts.DryRun {
@@ -223,7 +231,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}}}
 	}
 	for _, n := range opts.Nodes {
-		nodes = append(nodes, orchestrator.Node{Name: n.Name, Open: func(ctx context.Context) (agent.Agent, error) {
+		var grace time.Duration
+		if g, ok := n.Opener.(interface{ CancelGrace() time.Duration }); ok {
+			grace = g.CancelGrace()
+		}
+		nodes = append(nodes, orchestrator.Node{Name: n.Name, Server: n.Server, CancelGrace: grace, Open: func(ctx context.Context) (agent.Agent, error) {
 			a, err := n.Opener.Open(ctx, n.Name, env)
 			if err != nil {
 				return nil, err // never a typed nil as an Agent

@@ -11,6 +11,7 @@ import (
 	"github.com/fleetup/fleetup/managerfw"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/runstate"
+	"github.com/fleetup/fleetup/target"
 	"github.com/fleetup/fleetup/wire"
 )
 
@@ -78,6 +79,10 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 		}
 		for _, r := range recs {
 			runs = append(runs, r.RunID)
+		}
+		if t.Kind == target.KindBMC {
+			out.notice(name, "nothing to remove: nothing is placed on a BMC, and a Redfish session a killed run left ends at the BMC's own session timeout")
+			return
 		}
 		rep, err := func() (*wire.CleanupReport, error) {
 			conn, err := opts.dial(ctx, t, password, signers)

@@ -128,7 +128,7 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	res, err := manager.Run(ctx, manager.Options{
 		RunID:         runID,
 		Components:    comps,
-		Nodes:         opts.posixNodes(ctx, ts, opts.password(ctx, env), signers),
+		Nodes:         opts.nodes(ctx, ts, opts.password(ctx, env), signers),
 		Ports:         opts.ports,
 		StateDir:      opts.StateDir,
 		InventoryOnly: opts.inventory && opts.Baseline == "",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetup/fleetup/esxi"
 	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/target"
 )
 
 type firewallESXiOptions struct {
@@ -64,6 +65,11 @@ func runFirewallESXi(ctx context.Context, env *Env, args []string) error {
 	ts, err := opts.targets(env)
 	if err != nil {
 		return err
+	}
+	for _, t := range ts {
+		if t.Kind != target.KindSSH {
+			return usagef("target %s: the ESXi firewall rule goes on an ESXi host over SSH, not on a %s node", t, t.Kind)
+		}
 	}
 	if len(ts) == 0 {
 		if opts.Remove {

@@ -89,12 +89,16 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 // without SSH) still gets its manager-to-node hops checked.
 func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.Kind, t target.Target, password func() ([]byte, error), signers []gossh.Signer) *preflight.Report {
 	name := t.String()
+	if t.Kind == target.KindBMC {
+		kind = preflight.BMC
+	}
 	popts := preflight.Options{
 		Node:         name,
 		Kind:         kind,
 		Addr:         t.Host,
 		ManagerPorts: []int{opts.HTTPPort, opts.HTTPSPort},
 		EnginePort:   opts.EnginePort,
+		BMCPort:      t.Port,
 		Timeout:      opts.HopTimeout,
 	}
 	var conn transport.Conn
@@ -117,6 +121,9 @@ func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.K
 	}
 	if note != "" {
 		rep.Notes = append([]string{note}, rep.Notes...)
+	}
+	if kind == preflight.BMC {
+		rep.Notes = append(rep.Notes, "a BMC's way back to the manager (its pull of the image from the manager's ports) cannot be tested from here: a deploy tries it, and pushes the image instead when the pull does not arrive")
 	}
 	return rep
 }

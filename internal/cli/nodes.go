@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/fleetup/fleetup/agent/bmc"
 	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/manager"
 	"github.com/fleetup/fleetup/proc"
@@ -20,6 +22,7 @@ import (
 	"github.com/fleetup/fleetup/target"
 	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
+	"github.com/fleetup/fleetup/transport/tlspin"
 )
 
 // nodeOptions are the flags every command that reaches nodes shares.
@@ -46,6 +49,13 @@ type nodeOptions struct {
 	Tunnel             bool
 	// InputFile is an HP SUM input file ([TARGETS] HOST= UID= PWD= [END]).
 	InputFile string
+	// BMC nodes: the user of bmc:// targets that name none, a password
+	// file of their own, the certificate pins, the reset timeout.
+	BMCUser         string
+	BMCPasswordFile string
+	KnownCerts      string
+	BMCResetTimeout time.Duration
+	BMCPoll         time.Duration
 
 	// input is the parsed InputFile; groupPasswords are its PWD= values
 	// by target (Target.String()), used instead of the run's password.
@@ -72,6 +82,11 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", false, "print events and results as JSON lines")
 	fs.BoolVar(&o.Tunnel, "tunnel", false, "carry all of a node's traffic through its SSH connection (used anyway when a node cannot reach the manager)")
 	fs.StringVar(&o.InputFile, "inputfile", "", "an HP SUM input file: [TARGETS] sections of HOST=, UID=, PWD= (the file must then be mode 0600) ... [END]")
+	fs.StringVar(&o.BMCUser, "bmc-user", "", "user for bmc:// targets that name none")
+	fs.StringVar(&o.BMCPasswordFile, "bmc-password-file", "", "file holding the BMCs' password (mode 0600); without it BMCs get the password of the other nodes")
+	fs.StringVar(&o.KnownCerts, "known-certs", "", "file of pinned BMC certificates (default fleetup_known_certs beside the known hosts file); --accept-new-host-keys records new ones")
+	fs.DurationVar(&o.BMCResetTimeout, "bmc-reset-timeout", bmc.DefaultResetTimeout, "how long a BMC may take to come back after a flash")
+	fs.DurationVar(&o.BMCPoll, "bmc-poll", 2*time.Second, "how often a BMC's update progress is read")
 }
 
 // targets reads every target the user named, in order, with duplicates
@@ -114,11 +129,8 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 	ts = append(ts, fromInput...)
 	seen := map[string]bool{}
 	for i := range ts {
-		if ts[i].User == "" {
-			ts[i].User = o.User
-		}
-		if ts[i].Port == 0 {
-			ts[i].Port = 22
+		if err := o.complete(&ts[i]); err != nil {
+			return nil, err
 		}
 		k := ts[i].String()
 		if seen[k] {
@@ -134,11 +146,8 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 				if t.User == "" {
 					t.User = g.User
 				}
-				if t.User == "" {
-					t.User = o.User
-				}
-				if t.Port == 0 {
-					t.Port = 22
+				if err := o.complete(&t); err != nil {
+					return nil, err
 				}
 				if g.Password != nil {
 					o.groupPasswords[t.String()] = g.Password
@@ -152,7 +161,33 @@ func (o *nodeOptions) targets(env *Env) ([]target.Target, error) {
 	if o.EnginePort < 0 || o.EnginePort > 65535 {
 		return nil, usagef("--engine-port %d: not a port", o.EnginePort)
 	}
+	if o.BMCResetTimeout < 0 {
+		return nil, usagef("--bmc-reset-timeout %v: must be positive", o.BMCResetTimeout)
+	}
+	if o.BMCPoll < 0 {
+		return nil, usagef("--bmc-poll %v: must be positive", o.BMCPoll)
+	}
 	return ts, nil
+}
+
+// complete fills in what a target left to the flags: its user and port.
+func (o *nodeOptions) complete(t *target.Target) error {
+	if t.Port == 0 {
+		t.Port = t.Kind.DefaultPort()
+	}
+	if t.User != "" {
+		return nil
+	}
+	switch t.Kind {
+	case target.KindBMC:
+		if o.BMCUser == "" {
+			return usagef("target %s names no user: write bmc://USER@HOST, or give --bmc-user", t)
+		}
+		t.User = o.BMCUser
+	default:
+		t.User = o.User
+	}
+	return nil
 }
 
 // readInputFile reads --inputfile: its targets, each with its section's
@@ -203,6 +238,25 @@ func (o *nodeOptions) passwordFor(t target.Target, password func() ([]byte, erro
 		return func() ([]byte, error) { return append([]byte(nil), pw...), nil }
 	}
 	return password
+}
+
+// bmcPassword is the password of a BMC target: --bmc-password-file, else
+// its input file section's PWD=, else the run's.
+func (o *nodeOptions) bmcPassword(ctx context.Context, t target.Target, password func() ([]byte, error)) func() ([]byte, error) {
+	if o.BMCPasswordFile != "" {
+		return func() ([]byte, error) {
+			return secret.Password(ctx, secret.Source{File: o.BMCPasswordFile})
+		}
+	}
+	return o.passwordFor(t, password)
+}
+
+// knownCerts is the file of pinned BMC certificates.
+func (o *nodeOptions) knownCerts() string {
+	if o.KnownCerts != "" {
+		return o.KnownCerts
+	}
+	return tlspin.DefaultPath(o.knownHosts())
 }
 
 // applyPorts takes the engine port of the port configuration c (which
@@ -271,14 +325,15 @@ func (o *nodeOptions) password(ctx context.Context, env *Env) func() ([]byte, er
 // (mode, owner) now, so that a file others can read stops the command
 // before any node is reached, not when a node first asks.
 func (o *nodeOptions) signers() ([]gossh.Signer, error) {
-	if o.PasswordFile != "" {
-		pw, err := secret.Password(context.Background(), secret.Source{File: o.PasswordFile})
+	for _, f := range []struct{ flag, file string }{{"--password-file", o.PasswordFile}, {"--bmc-password-file", o.BMCPasswordFile}} {
+		if f.file == "" {
+			continue
+		}
+		pw, err := secret.Password(context.Background(), secret.Source{File: f.file})
 		if err != nil {
-			return nil, usagef("--password-file: %w", err)
+			return nil, usagef("%s: %w", f.flag, err)
 		}
-		for i := range pw {
-			pw[i] = 0
-		}
+		clear(pw)
 	}
 	var out []gossh.Signer
 	for _, f := range o.Identities {
@@ -302,27 +357,76 @@ func (o *nodeOptions) knownHosts() string {
 	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
-// posixNodes turns targets into the run's nodes: each reached over SSH
+// nodes turns targets into the run's nodes: a Linux node reached over SSH
 // with the credentials and host-key policy of the flags, its engine placed
-// and started by the manager.
-func (o *nodeOptions) posixNodes(ctx context.Context, ts []target.Target, password func() ([]byte, error), signers []gossh.Signer) []manager.Node {
+// and started by the manager; a BMC over Redfish, its certificate pinned.
+// The addresses of one server come together, its BMC first.
+func (o *nodeOptions) nodes(ctx context.Context, ts []target.Target, password func() ([]byte, error), signers []gossh.Signer) []manager.Node {
+	pins := tlspin.Open(o.knownCerts(), o.AcceptNewHostKeys)
 	var out []manager.Node
+	for _, t := range serverOrder(ts) {
+		n := manager.Node{Name: t.String(), Server: t.Server}
+		switch t.Kind {
+		case target.KindBMC:
+			n.Opener = &manager.BMCNode{
+				Endpoint:     "https://" + t.Addr(),
+				User:         t.User,
+				Password:     o.bmcPassword(ctx, t, password),
+				TLS:          pins.Config(t.Addr()),
+				ResetTimeout: o.BMCResetTimeout,
+				Poll:         o.BMCPoll,
+			}
+		default:
+			n.Opener = &manager.POSIXNode{
+				Dial: func(ctx context.Context) (transport.Conn, error) {
+					c, err := o.dial(ctx, t, password, signers)
+					if err != nil {
+						return nil, err
+					}
+					return c, nil
+				},
+				SudoPassword:       o.sudoPassword(t, password),
+				EnginePort:         o.EnginePort,
+				EnginePortExplicit: o.EnginePortExplicit,
+				IdleTimeout:        o.EngineIdle,
+				FwupdPlugins:       o.plugins(),
+				Tunnel:             o.Tunnel,
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// serverOrder returns ts with the addresses of each server together, at
+// the place of its first, in HP SUM's order of associated nodes: the BMC
+// before the host.
+func serverOrder(ts []target.Target) []target.Target {
+	rank := func(k target.Kind) int {
+		if k == target.KindBMC {
+			return 0
+		}
+		return 1
+	}
+	var out []target.Target
+	done := map[string]bool{}
 	for _, t := range ts {
-		out = append(out, manager.Node{Name: t.String(), Opener: &manager.POSIXNode{
-			Dial: func(ctx context.Context) (transport.Conn, error) {
-				c, err := o.dial(ctx, t, password, signers)
-				if err != nil {
-					return nil, err
-				}
-				return c, nil
-			},
-			SudoPassword:       o.sudoPassword(t, password),
-			EnginePort:         o.EnginePort,
-			EnginePortExplicit: o.EnginePortExplicit,
-			IdleTimeout:        o.EngineIdle,
-			FwupdPlugins:       o.plugins(),
-			Tunnel:             o.Tunnel,
-		}})
+		if t.Server == "" {
+			out = append(out, t)
+			continue
+		}
+		if done[t.Server] {
+			continue
+		}
+		done[t.Server] = true
+		var group []target.Target
+		for _, u := range ts {
+			if u.Server == t.Server {
+				group = append(group, u)
+			}
+		}
+		slices.SortStableFunc(group, func(a, b target.Target) int { return rank(a.Kind) - rank(b.Kind) })
+		out = append(out, group...)
 	}
 	return out
 }
