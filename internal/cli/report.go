@@ -33,6 +33,20 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\n", res.Node, res.State)
 				continue
 			}
+			if b := inv.BMC; b != nil {
+				// A BMC: the server it manages, its model and firmware,
+				// and its FirmwareInventory.
+				host := "-"
+				if s := b.System; s != nil {
+					host = strings.TrimSpace(fmt.Sprintf("%s %s (serial %s, power %s)", s.Manufacturer, s.Model, orDash(s.SerialNumber), orDash(s.PowerState)))
+				}
+				var fws []string
+				for _, f := range b.Firmware {
+					fws = append(fws, fmt.Sprintf("%s %s", f.Name, f.Version))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\tBMC %s\t%s\t-\t-\t%s\n", res.Node, res.State, host, orDash(inv.OSName), orDash(b.Manager.FirmwareVersion), orDash(strings.Join(fws, ", ")))
+				continue
+			}
 			var devs []string
 			for _, d := range inv.Devices {
 				devs = append(devs, fmt.Sprintf("%s %s", d.Name, d.Version))
@@ -74,12 +88,27 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 			fmt.Fprintf(r.w, "%s: cleaned up: %s\n", res.Node, agent.Describe(res.Cleanup))
 		}
 	}
+	// The servers with several addresses, each address with its end.
+	var servers []string
+	members := map[string][]string{}
+	for _, res := range results {
+		if res.Server == "" {
+			continue
+		}
+		if _, ok := members[res.Server]; !ok {
+			servers = append(servers, res.Server)
+		}
+		members[res.Server] = append(members[res.Server], fmt.Sprintf("%s %s", res.Node, res.State))
+	}
+	for _, s := range servers {
+		fmt.Fprintf(r.w, "server %s: %s\n", s, strings.Join(members[s], ", then "))
+	}
 	counts := map[string]int{}
 	for _, res := range results {
 		counts[string(res.State)]++
 	}
 	var parts []string
-	for _, s := range []string{"complete", "reboot-needed", "failed", "cancelled"} {
+	for _, s := range []string{"complete", "reboot-needed", "failed", "cancelled", "skipped"} {
 		if counts[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
 		}
