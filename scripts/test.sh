@@ -27,6 +27,6 @@ for target in linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 d
 done
 GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -o /dev/null ./cmd/fleetup-engine
 # The packages where goroutines meet run under the race detector.
-race='github.com/fleetup/fleetup/(agent|agent/.*|orchestrator|manager|depot|engine|wire)$'
+race='github.com/fleetup/fleetup/(agent|agent/.*|orchestrator|manager|depot|engine|wire|redfish|lab/bmcsim|transport/tlspin)$'
 go test -count=1 -timeout 30m "$@" $(go list ./... | grep -Ev "$race")
 go test -race -count=1 -timeout 30m "$@" $(go list ./... | grep -E "$race")
