@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/fleetup/fleetup/target"
 )
 
 func TestTranslateHPSUM(t *testing.T) {
@@ -219,4 +222,45 @@ func FuzzTranslateHPSUM(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestInputFileBMCs: a TYPE=bmc section's hosts are BMCs with the
+// section's user and password (unless --bmc-password-file), a HOST= of a
+// host and its BMC is one server, BMC first.
+func TestInputFileBMCs(t *testing.T) {
+	p := writeInput(t, "[TARGETS]\nTYPE=bmc\nHOST=198.18.2.2\nUID=Administrator\nPWD=bmc-secret\n[END]\n[TARGETS]\nHOST=198.18.1.2 bmc://admin@198.18.3.2\nUID=root\nPWD=os-secret\n[END]\n", 0o600)
+	o := &nodeOptions{InputFile: p, User: "root", Parallel: 1}
+	ts, err := o.targets(&Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range serverOrder(ts) {
+		names = append(names, tg.String()+"|"+tg.Server)
+	}
+	want := []string{"bmc://Administrator@198.18.2.2:443|", "bmc://admin@198.18.3.2:443|198.18.1.2", "root@198.18.1.2:22|198.18.1.2"}
+	if d := cmp.Diff(want, names); d != "" {
+		t.Fatalf("targets (-want +got):\n%s", d)
+	}
+	run := func() ([]byte, error) { return []byte("run-password"), nil }
+	for i, wantPW := range []string{"bmc-secret", "os-secret", "os-secret"} {
+		tg := serverOrder(ts)[i]
+		pw := o.passwordFor(tg, run)
+		if tg.Kind == target.KindBMC {
+			pw = o.bmcPassword(context.Background(), tg, run)
+		}
+		got, err := pw()
+		if err != nil || string(got) != wantPW {
+			t.Errorf("%s: password %q, %v; want %q", tg, got, err, wantPW)
+		}
+	}
+	// --bmc-password-file wins for BMCs.
+	pwFile := filepath.Join(t.TempDir(), "bmcpw")
+	if err := os.WriteFile(pwFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.BMCPasswordFile = pwFile
+	if got, err := o.bmcPassword(context.Background(), ts[0], run)(); err != nil || string(got) != "from-file" {
+		t.Errorf("--bmc-password-file: %q, %v", got, err)
+	}
 }
