@@ -334,6 +334,7 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 	if err != nil {
 		return "", err
 	}
+	outages := a.outages()
 	progress := func(p redfish.Progress) {
 		msg := p.State
 		if p.Percent >= 0 {
@@ -376,7 +377,64 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 			return "", err
 		}
 	}
-	return a.readBack(ctx, c, emit)
+	after, err := a.readBack(ctx, c, emit)
+	if err != nil {
+		return after, err
+	}
+	if a.outages() == outages && a.ownFirmwareChanged(ctx, bi) {
+		// The BMC's own firmware changed and the BMC has not reset yet:
+		// it will, and nothing else may start before it is back.
+		return a.settle(ctx, c, after, emit)
+	}
+	return after, nil
+}
+
+// outages is how often the client saw the BMC go away (its resets);
+// 0 when the client does not count them.
+func (a *Agent) outages() int {
+	if oc, ok := any(a.client).(interface{ Outages() int }); ok {
+		return oc.Outages()
+	}
+	return 0
+}
+
+// ownFirmwareChanged reports whether the BMC's own firmware version is no
+// longer what it was before the flash.
+func (a *Agent) ownFirmwareChanged(ctx context.Context, before *fleetup.BMCInventory) bool {
+	now, err := a.client.Inventory(ctx)
+	return err != nil || now.Manager.FirmwareVersion != before.Manager.FirmwareVersion
+}
+
+// settle waits for the reset that follows a flash of the BMC's own
+// firmware (BMCs show the new version first, then reset into it), for at
+// most a minute, or the reset timeout when shorter; a BMC that went down
+// is waited for and read back again.
+func (a *Agent) settle(ctx context.Context, c *fleetup.Component, version string, emit func(fleetup.Event)) (string, error) {
+	window := min(a.opts.ResetTimeout, time.Minute)
+	poll := a.opts.Poll
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: fmt.Sprintf("the BMC's own firmware changed: waiting up to %s for it to reset into it", window)})
+	deadline := time.Now().Add(window)
+	for time.Now().Before(deadline) {
+		if _, err := a.client.Inventory(ctx); err != nil {
+			if ctx.Err() != nil {
+				return version, ctx.Err()
+			}
+			emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: "the BMC resets; waiting for it to come back"})
+			return a.readBack(ctx, c, emit)
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return version, ctx.Err()
+		case <-t.C:
+		}
+	}
+	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: fmt.Sprintf("the BMC did not reset within %s; going on", window)})
+	return version, nil
 }
 
 func canPush(caps *redfish.Capabilities) bool {

@@ -96,6 +96,7 @@ func (b *BMC) login(w http.ResponseWriter, r *http.Request) {
 func (b *BMC) logout(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	b.mu.Lock()
+	b.expireSessionsLocked()
 	s := b.st.sessionByID(id)
 	if s != nil {
 		delete(b.st.sessions, s.token)

@@ -21,6 +21,31 @@
 //
 // Tests read what happened through the BMC's methods (Versions, Flashes,
 // OpenSessions) and inject faults (SetReachable, NeverReturn, RotateCert).
+//
+// How each flavor updates (details in pull.go and push.go):
+//
+//	iLO      SimpleUpdate at /redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate/
+//	         (HTTP, HTTPS): 200 with Base.1.4.Success in iLO's message
+//	         envelope, no task; progress in UpdateService Oem.Hpe.State
+//	         (Idle, Uploading, Verifying, Updating, Complete, Error),
+//	         FlashProgressPercent and Result.MessageId (iLO.2.15.*).
+//	         HttpPushUri /cgi-bin/uploadFile: the HPE multipart form
+//	         (sessionKey, parameters, file). Ids end in "/".
+//	iDRAC    SimpleUpdate (HTTP, HTTPS) and MultipartHttpPushUri
+//	         /redfish/v1/UpdateService/MultipartUpload (UpdateParameters,
+//	         UpdateFile): 202, Location /redfish/v1/TaskService/Tasks/JID_n
+//	         (202 while running, 200 when done; gone after a reset), the job
+//	         at /redfish/v1/Managers/iDRAC.Embedded.1/Jobs/JID_n and
+//	         /redfish/v1/JobService/Jobs/JID_n (kept across resets).
+//	         Inventory ids carry versions: Installed-<SoftwareId>-<version>,
+//	         the replaced one kept as Previous-….
+//	OpenBMC  HttpPushUri /redfish/v1/UpdateService (octet-stream, applied
+//	         at once) and MultipartHttpPushUri /redfish/v1/UpdateService/update
+//	         (applied OnReset unless @Redfish.OperationApplyTime says
+//	         Immediate): checked before the answer (400 OpenBMC.0.2.InvalidUpload
+//	         for a bad image), then 202 with the task in the body and
+//	         Location /redfish/v1/TaskService/Tasks/n/Monitor (202 while
+//	         running, 204 once, then 404). No SimpleUpdate.
 package bmcsim
 
 import (
@@ -64,11 +89,17 @@ type Options struct {
 	Firmware []Firmware
 	// ResetTime is how long the BMC is unavailable after a flash that
 	// resets it (default 3s): for the first two thirds it refuses
-	// connections, for the last third it answers 503.
+	// connections, for the last third it answers 503. The reset starts a
+	// quarter of ResetTime (at most 500ms) after the flash completed, so
+	// that pollers can see it complete.
 	ResetTime time.Duration
 	// FlashTime is how long the flash itself takes after the image arrived
 	// (default 1s).
 	FlashTime time.Duration
+	// SessionTimeout is how long a session may go unused before the BMC
+	// ends it (default 30 minutes, as iLO, iDRAC and bmcweb ship); its
+	// token then gets 401.
+	SessionTimeout time.Duration
 	// ConnectTimeout bounds the BMC's connection attempt when it pulls an
 	// ImageURI (default 10s), as a real BMC gives up on an unanswered SYN.
 	ConnectTimeout time.Duration
@@ -236,6 +267,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.FlashTime <= 0 {
 		o.FlashTime = time.Second
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 30 * time.Minute
+	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 10 * time.Second
 	}
@@ -400,10 +434,12 @@ func (b *BMC) Firmware() []Firmware {
 	return append([]Firmware(nil), b.st.firmware...)
 }
 
-// OpenSessions counts the sessions not deleted (a reset ends them all).
+// OpenSessions counts the sessions not deleted and not expired (a reset
+// ends them all).
 func (b *BMC) OpenSessions() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.expireSessionsLocked()
 	return len(b.st.sessions)
 }
 

@@ -53,7 +53,7 @@ func runClient(t *testing.T, dir string, name string, args ...string) (string, e
 	return string(out), nil
 }
 
-// managerIDs are each flavor's Manager paths.
+// managerPaths are each flavor's Manager paths.
 var managerPaths = map[Flavor]string{
 	ILO:     "/redfish/v1/Managers/1/",
 	IDRAC:   "/redfish/v1/Managers/iDRAC.Embedded.1",

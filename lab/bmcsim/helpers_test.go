@@ -219,6 +219,18 @@ func do(t *testing.T, b *BMC, method, path string, hdr map[string]string, body i
 	return resp.StatusCode, resp.Header, o
 }
 
+// statusFor sends req and returns the status of the answer.
+func statusFor(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := rawClient().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // refused reports whether dialing b's port is refused now.
 func refused(b *BMC) bool {
 	addr := strings.TrimPrefix(b.URL(), "https://")

@@ -24,6 +24,7 @@ import (
 // firewall, and resetting (refusing connections in the node's namespace)
 // after a flash of their own firmware.
 func TestLabBMC(t *testing.T) {
+	t.Parallel()
 	l := lab.New(t, lab.Options{Nodes: 2, IPv6Only: []int{1}})
 	const user, pass = "labadmin", "Lab-bmc-pass1"
 	opts := bmcsim.Options{

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The renderers below build the BMC's resources. Each runs with b.mu held.
@@ -140,13 +141,14 @@ func (b *BMC) sessionService() obj {
 		"Name":           "Session Service",
 		"Description":    "Session Service",
 		"ServiceEnabled": true,
-		"SessionTimeout": 1800,
+		"SessionTimeout": int((b.opts.SessionTimeout + time.Second - 1) / time.Second), // whole seconds, rounded up
 		"Sessions":       p.ref(sessionsPath),
 		"Status":         obj{"Health": "OK", "State": "Enabled"},
 	}
 }
 
 func (b *BMC) sessionCollection() obj {
+	b.expireSessionsLocked()
 	var ids []string
 	for _, s := range b.st.sessions {
 		ids = append(ids, s.id)
@@ -160,6 +162,7 @@ func (b *BMC) sessionCollection() obj {
 }
 
 func (b *BMC) sessionResource(id string) (obj, bool) {
+	b.expireSessionsLocked()
 	s := b.st.sessionByID(id)
 	if s == nil {
 		return nil, false
@@ -292,7 +295,6 @@ func (b *BMC) manager() obj {
 	}
 	switch p.flavor {
 	case ILO:
-		o["Name"] = "Manager"
 		o["Oem"] = obj{"Hpe": obj{
 			"@odata.type": "#HpeiLO.v2_7_0.HpeiLO",
 			"Firmware": obj{"Current": obj{
@@ -304,8 +306,6 @@ func (b *BMC) manager() obj {
 			}},
 		}}
 	case IDRAC:
-		o["Name"] = "Manager"
-		o["Description"] = "BMC"
 		o["Links"].(obj)["Oem"] = obj{"Dell": obj{"Jobs": p.ref(p.dellJobsPath())}}
 	case OpenBMC:
 		o["Name"] = "OpenBmc Manager"

@@ -1,7 +1,6 @@
 package bmcsim
 
 import (
-	"context"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -49,16 +48,6 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// ctxKey keys the request's session in its context.
-type ctxKey struct{}
-
-// sessionOf is the session of an authenticated request (nil for basic
-// auth).
-func sessionOf(r *http.Request) *session {
-	s, _ := r.Context().Value(ctxKey{}).(*session)
-	return s
-}
-
 // authorized checks a request's credentials: an X-Auth-Token of a live
 // session, HTTP basic auth with the account, or (iLO's upload form) a
 // sessionKey cookie.
@@ -77,11 +66,28 @@ func (b *BMC) authorized(r *http.Request) (*session, bool) {
 	return nil, false
 }
 
+// sessionByToken finds the live session of a token and marks it used.
 func (b *BMC) sessionByToken(tok string) (*session, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.expireSessionsLocked()
 	s := b.st.sessions[tok]
+	if s != nil {
+		s.used = b.now()
+	}
 	return s, s != nil
+}
+
+// expireSessionsLocked ends the sessions unused for SessionTimeout. The
+// caller holds b.mu.
+func (b *BMC) expireSessionsLocked() {
+	now := b.now()
+	for tok, s := range b.st.sessions {
+		if now.Sub(s.used) > b.opts.SessionTimeout {
+			delete(b.st.sessions, tok)
+			b.logf("bmcsim: %s: session %s expired", b.opts.Flavor, s.id)
+		}
+	}
 }
 
 func (b *BMC) checkPassword(user, pass string) bool {
@@ -123,15 +129,12 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !rt.public[pattern] {
-		s, ok := b.authorized(r2)
+		_, ok := b.authorized(r2)
 		// iLO's upload form may carry its session in a form field;
 		// that handler checks it itself.
 		if !ok && !(b.prof.flavor == ILO && r2.Method == http.MethodPost && p == b.prof.httpPushURI) {
 			b.writeError(w, http.StatusUnauthorized, b.prof.baseMsg("NoValidSession"))
 			return
-		}
-		if s != nil {
-			r2 = r2.WithContext(context.WithValue(r2.Context(), ctxKey{}, s))
 		}
 	}
 	// Through the mux again, which sets the path values.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stmcginnis/gofish"
 )
@@ -104,8 +105,8 @@ func TestSessions(t *testing.T) {
 			}
 			req, _ := http.NewRequest(http.MethodGet, b.URL()+"/redfish/v1/UpdateService/FirmwareInventory", nil)
 			req.SetBasicAuth(testUser, testPass)
-			if resp, err := rawClient().Do(req); err != nil || resp.StatusCode != http.StatusOK {
-				t.Errorf("basic auth: %v %v", resp, err)
+			if st := statusFor(t, req); st != http.StatusOK {
+				t.Errorf("basic auth: %d", st)
 			}
 			c.Logout()
 			if n := b.OpenSessions(); n != 0 {
@@ -180,5 +181,30 @@ func TestOptions(t *testing.T) {
 		if _, err := o.withDefaults(); err == nil {
 			t.Errorf("options %+v accepted", o)
 		}
+	}
+}
+
+// TestSessionTimeout: a session unused for SessionTimeout ends.
+func TestSessionTimeout(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t, OpenBMC)
+	opts.SessionTimeout = 300 * time.Millisecond
+	b := startTest(t, opts)
+	c := connect(t, b)
+	o := mustGet(t, c, "/redfish/v1/SessionService")
+	if o["SessionTimeout"] != float64(1) {
+		t.Errorf("SessionTimeout %v, want 1 (300ms in whole seconds, rounded up)", o["SessionTimeout"])
+	}
+	// Used sessions live on.
+	for range 4 {
+		time.Sleep(100 * time.Millisecond)
+		mustGet(t, c, "/redfish/v1/Systems")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if _, st, _ := getJSON(c, "/redfish/v1/Systems"); st != http.StatusUnauthorized {
+		t.Errorf("expired session: %d", st)
+	}
+	if n := b.OpenSessions(); n != 0 {
+		t.Errorf("OpenSessions %d", n)
 	}
 }

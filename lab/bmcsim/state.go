@@ -43,7 +43,7 @@ type iloStatus struct {
 // session is a login.
 type session struct {
 	id, token, user string
-	created         time.Time
+	created, used   time.Time
 }
 
 // job is one firmware update, from when the BMC took the image (or its
@@ -137,7 +137,8 @@ func (st *state) newSession(user string) *session {
 	default:
 		id = randHex(5)
 	}
-	s := &session{id: id, token: randHex(16), user: user, created: time.Now()}
+	now := time.Now()
+	s := &session{id: id, token: randHex(16), user: user, created: now, used: now}
 	st.sessions[s.token] = s
 	return s
 }
