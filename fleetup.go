@@ -61,9 +61,34 @@ type Component struct {
 	VersionCommand string `json:"version_command,omitempty"`
 	// Interpreter runs a script component's payload ("/bin/sh" if empty).
 	Interpreter string `json:"interpreter,omitempty"`
+	// Requires lists what must be on a node, at a matching version, before
+	// this component is installed there: another component of the
+	// baseline, or something the node already has. A run installs a
+	// component after what it requires (see orchestrator.DependencyPolicy
+	// for what happens when a requirement is not met).
+	Requires []Requirement `json:"requires,omitempty"`
 }
 
 func (c *Component) String() string { return fmt.Sprintf("%s %s (%s)", c.ID, c.Version, c.File) }
+
+// Requirement is one entry of a component's requires: the component ID at
+// a version that compares with Version as Op says. Op is one of ">=", ">",
+// "=", "<=", "<", or empty (with an empty Version) for any version at all.
+// Versions compare in the required component's version format.
+type Requirement struct {
+	ID      string `json:"id"`
+	Op      string `json:"op,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// String is the requirement as a manifest writes it: "ID >= VERSION", or
+// "ID" for any version.
+func (r Requirement) String() string {
+	if r.Op == "" {
+		return r.ID
+	}
+	return r.ID + " " + r.Op + " " + r.Version
+}
 
 // Inventory is what a node reports about itself.
 type Inventory struct {
@@ -198,6 +223,7 @@ const (
 	StateInventory    NodeState = "inventory"
 	StateAnalysis     NodeState = "analysis"
 	StateDeploy       NodeState = "deploy"
+	StateHealth       NodeState = "health" // the run's health command, after a deploy that installed something
 	StateCleanup      NodeState = "cleanup"
 	StateComplete     NodeState = "complete"
 	StateRebootNeeded NodeState = "reboot-needed"

@@ -61,7 +61,28 @@ type Agent interface {
 	Close(ctx context.Context) (*wire.CleanupReport, error)
 }
 
+// HealthChecker is an Agent whose node runs commands: the run's health
+// command after a deploy (package orchestrator's Options.HealthCommand).
+// Callers find it by type assertion; a BMC's agent is none.
+type HealthChecker interface {
+	// Health runs command on the node through /bin/sh -c as the user the
+	// agent acts as (the SSH login user, never root through sudo; the
+	// local agent: the manager's own user), in the C locale, with no
+	// standard input and none of the run's secrets (no password, in its
+	// environment or anywhere else). It returns the end of the command's
+	// standard output and error, interleaved, at most
+	// transport.StderrTail bytes. A command that exited non-zero returns
+	// a *transport.ExitError with its status; one still running when ctx
+	// ends is killed with its process group and the error wraps ctx's.
+	// An agent that finds it has no way to run commands on its node
+	// returns an error wrapping errors.ErrUnsupported.
+	Health(ctx context.Context, command string) (output string, err error)
+}
+
 // ErrClosed is returned by an agent's methods after Close.
 var ErrClosed = errors.New("agent: closed")
 
-var _ Agent = (*Remote)(nil)
+var (
+	_ Agent         = (*Remote)(nil)
+	_ HealthChecker = (*Remote)(nil)
+)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/transport"
 	"github.com/fleetup/fleetup/wire"
 )
 
@@ -24,6 +25,9 @@ type Remote struct {
 	sess   Session
 	client *wire.Client
 	idle   time.Duration
+	// shell runs the health command as the login user (NewRemote sets it
+	// to the node's connection); nil when the launcher gave none.
+	shell transport.Shell
 
 	stopBeat context.CancelFunc
 	beatDone chan struct{}

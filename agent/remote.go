@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/fleetup/fleetup/pki"
@@ -100,5 +102,35 @@ func NewRemote(ctx context.Context, name string, conn transport.Conn, opts Remot
 	if err != nil {
 		return nil, err
 	}
-	return Control(ctx, name, sess, opts.CA, opts.Manager, opts.idle(), opts.Notice, opts.Removed)
+	r, err := Control(ctx, name, sess, opts.CA, opts.Manager, opts.idle(), opts.Notice, opts.Removed)
+	if err != nil {
+		return nil, err
+	}
+	r.shell = conn
+	return r, nil
+}
+
+// Health implements HealthChecker over the node's connection (for SSH, a
+// session of its own beside the engine's), as the login user: the
+// command is the operator's, and root is neither needed nor given (a
+// command that wants it can run sudo -n itself). Nothing is sent on its
+// standard input.
+func (r *Remote) Health(ctx context.Context, command string) (string, error) {
+	if r.shell == nil {
+		return "", fmt.Errorf("run a command on %s: its engine was started without a shell: %w", r.name, errors.ErrUnsupported)
+	}
+	octx, done, err := r.op(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	out := &transport.TailWriter{}
+	err = r.shell.Run(octx, healthLine(command), nil, out, out)
+	return out.String(), r.wrap(octx, err)
+}
+
+// healthLine is the shell command line that runs command through
+// /bin/sh -c in the C locale, whatever the login shell and its locale.
+func healthLine(command string) string {
+	return "LC_ALL=C; export LC_ALL; exec /bin/sh -c " + transport.ShellQuote(command)
 }

@@ -4,6 +4,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/fleetup/fleetup/internal/testenv"
 	"github.com/fleetup/fleetup/lab"
 	"github.com/fleetup/fleetup/pki"
+	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 )
 
@@ -204,4 +206,68 @@ func TestRemoteConformance(t *testing.T) {
 			agenttest.Run(t, h.harness(t))
 		})
 	}
+}
+
+// The remote agent's health command runs over the node's SSH connection
+// as the login user (not root, for the sudo user), in the C locale, with
+// nothing on its standard input and no password in its environment; a
+// non-zero exit is an ExitError with its status, and a command still
+// running when its context ends is killed.
+func TestRemoteHealth(t *testing.T) {
+	l := newLab(t)
+	for _, user := range []string{"root", lab.UserSudo} {
+		t.Run(user, func(t *testing.T) {
+			h := &labHarness{lab: l, node: l.Nodes[0], user: user}
+			a := h.open(t, nil)
+			hc, ok := a.(agent.HealthChecker)
+			if !ok {
+				t.Fatalf("%T is no HealthChecker", a)
+			}
+			ctx := context.Background()
+			out, err := hc.Health(ctx, `id -un; echo "LC_ALL=$LC_ALL"; cat; echo to-stderr >&2`)
+			if want := user + "\nLC_ALL=C\nto-stderr"; err != nil || out != want {
+				t.Errorf("Health = %q, %v; want %q", out, err, want)
+			}
+			if env, _ := hc.Health(ctx, "env"); strings.Contains(env, l.Password()) {
+				t.Error("the health command's environment holds the password")
+			}
+			out, err = hc.Health(ctx, "echo bad; exit 3")
+			var ee *transport.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode != 3 || out != "bad" {
+				t.Errorf("Health = %q, %v; want \"bad\" and exit status 3", out, err)
+			}
+			tctx, cancel := context.WithTimeout(ctx, time.Second)
+			start := time.Now()
+			_, err = hc.Health(tctx, "sleep 3017")
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 15*time.Second {
+				t.Errorf("Health past its deadline: %v after %s", err, time.Since(start))
+			}
+			if left := sleeping("3017"); len(left) > 0 {
+				t.Errorf("the timed-out health command still runs: %v", left)
+			}
+			if _, err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := hc.Health(ctx, "true"); !errors.Is(err, agent.ErrClosed) {
+				t.Errorf("Health after Close: %v, want ErrClosed", err)
+			}
+			if left := h.leftovers(t); len(left) > 0 {
+				t.Errorf("left on the node: %v", left)
+			}
+		})
+	}
+}
+
+// sleeping lists the processes running "sleep arg" (the lab's nodes share
+// the test's PID namespace).
+func sleeping(arg string) []string {
+	var out []string
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range pids {
+		if cmd, _ := os.ReadFile(p + "/cmdline"); string(cmd) == "sleep\x00"+arg+"\x00" {
+			out = append(out, filepath.Base(p))
+		}
+	}
+	return out
 }

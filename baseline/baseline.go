@@ -16,6 +16,11 @@
 // its file and the reason, and is left out of Components, so that a caller
 // can report every problem of a baseline at once. Load fails only when the
 // directory itself cannot be read.
+//
+// A manifest may list what its component requires ("base >= 2.0", see
+// ParseRequirement). Load checks each requirement's version in the format
+// of the component it names and refuses the components of a requires
+// cycle; a requirement on an id the baseline does not have is allowed.
 package baseline
 
 import (
@@ -168,10 +173,11 @@ func Load(dir string) (*Baseline, error) {
 	for _, l := range comps {
 		byID[l.c.ID] = append(byID[l.c.ID], l)
 	}
+	var unique []loaded
 	for _, l := range comps {
 		dups := byID[l.c.ID]
 		if len(dups) == 1 {
-			b.Components = append(b.Components, l.c)
+			unique = append(unique, l)
 			continue
 		}
 		var others []string
@@ -181,6 +187,22 @@ func Load(dir string) (*Baseline, error) {
 			}
 		}
 		problem(l.src, "duplicate id %q (also in %s)", l.c.ID, strings.Join(others, ", "))
+	}
+
+	// Requires: versions in the right format, no cycles.
+	cs := make([]*fleetup.Component, len(unique))
+	for i, l := range unique {
+		cs[i] = l.c
+	}
+	refused := checkRequires(cs)
+	for i, l := range unique {
+		if reasons, ok := refused[i]; ok {
+			for _, r := range reasons {
+				problem(l.src, "%s", r)
+			}
+			continue
+		}
+		b.Components = append(b.Components, l.c)
 	}
 	sort.SliceStable(b.Problems, func(i, j int) bool { return b.Problems[i].File < b.Problems[j].File })
 	return b, nil
@@ -228,16 +250,30 @@ func readSmall(path string, max int64) ([]byte, error) {
 }
 
 // WriteTable prints the components of b as a table, then one line per
-// problem.
+// problem. The last column, REQUIRES, lists a component's requires
+// ("a >= 2.0, b"), "-" when it has none.
 func WriteTable(w io.Writer, b *Baseline) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tKIND\tTARGETS\tSIZE\tSHA256")
+	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tKIND\tTARGETS\tSIZE\tSHA256\tREQUIRES")
 	for _, c := range b.Components {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.ID, c.Name, c.Version, c.Kind,
-			strings.Join(c.Targets, ","), c.Size, c.SHA256)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", c.ID, c.Name, c.Version, c.Kind,
+			strings.Join(c.Targets, ","), c.Size, c.SHA256, requiresText(c))
 	}
 	tw.Flush()
 	for _, p := range b.Problems {
 		fmt.Fprintln(w, p.Error())
 	}
+}
+
+// requiresText is a component's requires for the table: "a >= 2.0, b", or
+// "-" when it has none.
+func requiresText(c *fleetup.Component) string {
+	if len(c.Requires) == 0 {
+		return "-"
+	}
+	reqs := make([]string, len(c.Requires))
+	for i, r := range c.Requires {
+		reqs[i] = r.String()
+	}
+	return strings.Join(reqs, ", ")
 }

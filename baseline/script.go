@@ -38,11 +38,18 @@ type Manifest struct {
 	// SoftwareIds, or the BMC's model ("iLO 5").
 	Targets []string `toml:"targets"`
 	Reboot  bool     `toml:"reboot"`
+	// Requires are the manifest's requires entries as written ("ID >=
+	// VERSION", or a bare "ID"); Requirements is what ParseManifest made
+	// of them, in the same order.
+	Requires     []string              `toml:"requires"`
+	Requirements []fleetup.Requirement `toml:"-"`
 }
 
-// ParseManifest parses and checks a script component manifest, filling in
+// ParseManifest parses and checks a component manifest, filling in
 // defaults; name is the manifest's file name, for errors. Unknown keys are
-// errors naming the key.
+// errors naming the key. Requires entries are parsed into Requirements;
+// their versions are checked by Load, which knows the format of the
+// component each names.
 func ParseManifest(data []byte, name string) (*Manifest, error) {
 	var m Manifest
 	md, err := toml.Decode(string(data), &m)
@@ -87,6 +94,13 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 	}
 	if err := version.Validate(m.VersionFormat, m.Version); err != nil {
 		return nil, bad("%v", err)
+	}
+	for _, e := range m.Requires {
+		r, err := ParseRequirement(e)
+		if err != nil {
+			return nil, bad("requires %q: %v", e, err)
+		}
+		m.Requirements = append(m.Requirements, r)
 	}
 	if m.Kind == fleetup.KindBMC {
 		if err := checkBMC(&m, bad); err != nil {
@@ -215,6 +229,7 @@ func loadManifest(dir, name string, m *Manifest) ([]*fleetup.Component, error) {
 		Reboot:         m.Reboot,
 		VersionCommand: m.VersionCommand,
 		Interpreter:    m.Interpreter,
+		Requires:       append([]fleetup.Requirement(nil), m.Requirements...),
 	}
 	if err := payload(c, path); err != nil {
 		return nil, err

@@ -44,6 +44,15 @@ type Options struct {
 	Rewrite       bool
 	// Parallel bounds the nodes worked on at once.
 	Parallel int
+	// OnFailedDependency says what a component whose requires are not
+	// met does to its node (orchestrator.OmitHost when empty).
+	OnFailedDependency orchestrator.DependencyPolicy
+	// Canary, MaxFailures, HealthCommand and HealthTimeout shape a
+	// deploy's waves (see orchestrator.Options).
+	Canary        int
+	MaxFailures   *orchestrator.FailureLimit
+	HealthCommand string
+	HealthTimeout time.Duration
 	// FwupdPlugins are the fwupd plugins the local node loads (remote
 	// nodes get theirs from their opener).
 	FwupdPlugins []string
@@ -248,14 +257,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	})
 	defer stopNotice()
 	results := orchestrator.Run(ctx, orchestrator.Options{
-		Components:    opts.Components,
-		Nodes:         nodes,
-		InventoryOnly: opts.InventoryOnly,
-		DryRun:        opts.DryRun,
-		Downgrade:     opts.Downgrade,
-		Rewrite:       opts.Rewrite,
-		Parallel:      opts.Parallel,
-		Emit:          emit,
+		Components:         opts.Components,
+		Nodes:              nodes,
+		InventoryOnly:      opts.InventoryOnly,
+		DryRun:             opts.DryRun,
+		Downgrade:          opts.Downgrade,
+		Rewrite:            opts.Rewrite,
+		Parallel:           opts.Parallel,
+		Emit:               emit,
+		OnFailedDependency: opts.OnFailedDependency,
+		Canary:             opts.Canary,
+		MaxFailures:        opts.MaxFailures,
+		HealthCommand:      opts.HealthCommand,
+		HealthTimeout:      opts.HealthTimeout,
 	})
 	return &Result{RunID: opts.RunID, Nodes: results, Journal: rj.finish(results)}, nil
 }

@@ -1,7 +1,9 @@
 // Package orchestrator drives a run across nodes: for each node, in
 // parallel up to a bound, scouting (reach the node, place the engine),
-// inventory, analysis (what each component needs), deploy, and clean-up,
-// which runs whatever happened before, also after a cancel. Node states and
+// inventory, analysis (what each component needs), deploy, a health
+// command when the run has one, and clean-up, which runs whatever happened
+// before, also after a cancel. A deploy can start with a canary wave and
+// stop starting nodes after too many failures (waves.go). Node states and
 // component phases are reported as events as they happen.
 package orchestrator
 
@@ -11,7 +13,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fleetup/fleetup"
@@ -57,33 +58,68 @@ type Options struct {
 	// CancelGrace bounds how long, after a cancel, a node may take to
 	// finish the component it is installing (2 minutes when 0).
 	CancelGrace time.Duration
+	// OnFailedDependency says what a node does with a component whose
+	// requires are not met there (deps.go); OmitHost when empty.
+	OnFailedDependency DependencyPolicy
+
+	// Canary, when > 0, makes a deploy start with a canary wave: the
+	// first Canary nodes of Nodes (a server's addresses count as nodes
+	// and are never split across waves, so the wave may hold a few
+	// more). The other nodes start once every canary node ended complete
+	// or reboot-needed; otherwise they end skipped, saying which canary
+	// node did not and how.
+	Canary int
+	// MaxFailures, when set, stops a deploy from starting nodes once more
+	// nodes failed than it allows: the nodes in progress finish (and
+	// clean up), the ones not started end skipped. A failed node is one
+	// that ended failed, or whose clean-up was not confirmed (the command
+	// line's exit status counts it so); a skipped or cancelled node is
+	// not. Nil: no limit.
+	MaxFailures *FailureLimit
+	// HealthCommand, when set, runs on every node whose deploy installed
+	// at least one component and failed none (agent.HealthChecker), before
+	// its clean-up; a non-zero exit fails the node in state "health". A
+	// node that cannot run commands (a BMC) is not checked, and an event
+	// says so.
+	HealthCommand string
+	// HealthTimeout bounds the health command on each node (5 minutes
+	// when 0); one still running then is killed and fails its node.
+	HealthTimeout time.Duration
 }
 
 // NodeResult is the outcome of one node.
 type NodeResult struct {
 	Node string `json:"node"`
 	// Server is the Node's Server.
-	Server string            `json:"server,omitempty"`
+	Server string `json:"server,omitempty"`
+	// Canary is true for the nodes of a deploy's canary wave
+	// (Options.Canary).
+	Canary bool              `json:"canary,omitempty"`
 	State  fleetup.NodeState `json:"state"`
 	Error  string            `json:"error,omitempty"`
-	// FailedIn is the phase (scouting, inventory, analysis, deploy or
-	// cleanup) in which a failed or cancelled node ended.
-	FailedIn   fleetup.NodeState         `json:"failed_in,omitempty"`
+	// FailedIn is the phase (scouting, inventory, analysis, deploy,
+	// health or cleanup) in which a failed or cancelled node ended.
+	FailedIn fleetup.NodeState `json:"failed_in,omitempty"`
+	// Health is the outcome of Options.HealthCommand; nil when it was
+	// not to run on the node.
+	Health     *HealthResult             `json:"health,omitempty"`
 	Inventory  *fleetup.Inventory        `json:"inventory,omitempty"`
 	Components []fleetup.ComponentResult `json:"components,omitempty"`
 	Cleanup    *wire.CleanupReport       `json:"cleanup,omitempty"`
 	// CleanupError says what could not be confirmed removed.
 	CleanupError string        `json:"cleanup_error,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
+	// FailedDependencies are the requirements of components that were not
+	// met on the node, with what the run did about each (deps.go).
+	FailedDependencies []FailedDependency `json:"failed_dependencies,omitempty"`
 }
 
 // Run works on every node and returns one result per node, in the order of
 // opts.Nodes. It returns when every node has ended, cleaned up included.
+// Nodes start in the order of opts.Nodes, up to opts.Parallel at once, a
+// server's addresses one after the other as one of them; opts.Canary and
+// opts.MaxFailures may hold some back (waves.go).
 func Run(ctx context.Context, opts Options) []NodeResult {
-	par := opts.Parallel
-	if par <= 0 {
-		par = 8
-	}
 	results := make([]NodeResult, len(opts.Nodes))
 	// A server's addresses make one group, worked on in order.
 	var groups [][]int
@@ -102,43 +138,7 @@ func Run(ctx context.Context, opts Options) []NodeResult {
 		}
 		groups[g] = append(groups[g], i)
 	}
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for _, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-				defer func() { <-sem }()
-			case <-ctx.Done():
-			}
-			var failed *NodeResult
-			for _, i := range g {
-				n := opts.Nodes[i]
-				switch {
-				case ctx.Err() != nil:
-					results[i].State = fleetup.StateCancelled
-					results[i].Error = "cancelled before the node was reached"
-				case failed != nil && !opts.InventoryOnly && !opts.DryRun:
-					results[i].State = fleetup.StateSkipped
-					results[i].Error = fmt.Sprintf("not worked on: %s, worked on first as an address of the same server, ended %s", failed.Node, failed.State)
-					if failed.Error != "" {
-						results[i].Error += ": " + failed.Error
-					}
-				default:
-					results[i] = safeRunNode(ctx, opts, n)
-					results[i].Server = n.Server
-					if s := results[i].State; s == fleetup.StateFailed || s == fleetup.StateCancelled || s == fleetup.StateSkipped {
-						failed = &results[i]
-					}
-					continue
-				}
-				emit(opts, fleetup.Event{Node: n.Name, State: results[i].State, Message: results[i].Error})
-			}
-		}()
-	}
-	wg.Wait()
+	newScheduler(opts, results).run(ctx, groups)
 	return results
 }
 
@@ -248,15 +248,23 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 			items = append(items, wire.InstallItem{Component: comps[i], Action: act, Installed: probes[i].Installed})
 		}
 	}
+	// Dependencies (deps.go): the order of the installs, and what a
+	// requirement that is not met on this node does to them.
+	deps, err := planDependencies(opts, n, comps, probes, inv, items, &res)
+	if err != nil {
+		return finish(ctx, opts, n, res, ag, err)
+	}
+	items = deps.items
+	// End of dependencies.
 	if opts.DryRun || len(items) == 0 {
-		return finish(ctx, opts, n, res, ag, nil)
+		return finish(ctx, opts, n, res, ag, deps.settle(ctx, &res, nil))
 	}
 	if ctx.Err() != nil {
 		return finish(ctx, opts, n, res, ag, nil)
 	}
 
 	state(fleetup.StateDeploy, fmt.Sprintf("%d component(s) to install", len(items)))
-	results, runErr := install(ctx, opts, n, ag, items)
+	results, runErr := deps.install(ctx, opts, n, ag) // install, in dependency order (deps.go)
 	byID := map[string]fleetup.ComponentResult{}
 	for _, r := range results {
 		byID[r.ComponentID] = r
@@ -266,6 +274,10 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 			r.Reason = c.Reason
 			res.Components[i] = r
 		}
+	}
+	runErr = deps.settle(ctx, &res, runErr) // what the deploy did to dependencies (deps.go)
+	if runErr == nil && wantsHealth(ctx, opts, res.Components) {
+		runErr = checkHealth(ctx, opts, ag, &res, state)
 	}
 	return finish(ctx, opts, n, res, ag, runErr)
 }
@@ -392,7 +404,8 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 func inPhase(phase fleetup.NodeState, err error) error {
 	word := map[fleetup.NodeState]string{
 		fleetup.StateScouting: "scout", fleetup.StateInventory: "inventory",
-		fleetup.StateAnalysis: "analysis", fleetup.StateDeploy: "deploy", fleetup.StateCleanup: "clean-up",
+		fleetup.StateAnalysis: "analysis", fleetup.StateDeploy: "deploy", fleetup.StateHealth: "health",
+		fleetup.StateCleanup: "clean-up",
 	}[phase]
 	if word == "" || strings.HasPrefix(err.Error(), word) {
 		return err

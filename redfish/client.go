@@ -50,7 +50,7 @@ type Client struct {
 	manager  string // the first Manager's Id, once known
 	closed   bool
 
-	localMu sync.Mutex // apart from mu: dialling happens while mu may be held elsewhere
+	localMu sync.Mutex // apart from mu: the dialler sets local
 	local   netip.Addr
 }
 
@@ -494,8 +494,11 @@ func (c *Client) sessionAlive(ctx context.Context) (bool, error) {
 // again (after a reset: polling the service root with backoff) and makes
 // sure the client has a session the BMC accepts, logging in again when the
 // old one is gone. It returns a *ResetTimeoutError when the service did not
-// come back in time.
+// come back in time. A timeout of zero or less is DefaultResetTimeout.
 func (c *Client) WaitService(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultResetTimeout
+	}
 	start := time.Now()
 	for {
 		if err := c.awaitRoot(ctx, start, timeout, nil); err != nil {
@@ -515,6 +518,37 @@ func (c *Client) WaitService(ctx context.Context, timeout time.Duration) error {
 			return err
 		}
 		c.log.Debug("redfish: service answered, then failed again", "err", err)
+	}
+}
+
+// WaitReset is for after an update of the BMC's own firmware, which the BMC
+// applies by resetting, often just after its task said it completed: Wait
+// may return before the reset, and an update started in that window would
+// die in it. WaitReset watches the service root for up to within; when the
+// BMC stops answering, it waits for it to come back and logs in again (as
+// WaitService, for up to resetTimeout) and returns true. It returns false
+// when the BMC kept answering for within. Call it when Wait reported no
+// reset (no Progress with Resetting).
+func (c *Client) WaitReset(ctx context.Context, within, resetTimeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(within)
+	for {
+		err := c.pingRoot(ctx, c.cfg.RequestTimeout)
+		switch {
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case down(err):
+			c.log.Info("redfish: the BMC is resetting", "err", err)
+			return true, c.WaitService(ctx, resetTimeout)
+		case err != nil:
+			return false, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		if err := sleep(ctx, min(c.cfg.Poll, left)); err != nil {
+			return false, err
+		}
 	}
 }
 
@@ -606,5 +640,5 @@ func retryAfter(h http.Header) time.Duration {
 	if err != nil || s <= 0 {
 		return 0
 	}
-	return time.Duration(min(s, 60)) * time.Second
+	return time.Duration(min(s, 10)) * time.Second // a BMC does not get to stretch the polls further
 }

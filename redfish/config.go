@@ -20,6 +20,9 @@ const (
 	DefaultMaxBackoff     = 5 * time.Second
 	DefaultGrace          = 60 * time.Second
 	DefaultMaxBody        = 4 << 20
+	// DefaultResetTimeout is the outage Wait and WaitService bear when
+	// given none: BMCs take 90 to 200 seconds to come back from a reset.
+	DefaultResetTimeout = 5 * time.Minute
 )
 
 // Config says how to reach and log in to one BMC.
@@ -56,8 +59,10 @@ type Config struct {
 	// Grace is how long Wait bears with a BMC that answers but says
 	// nothing about the update: an HPE iLO still Idle (or still showing
 	// the previous update's result) after the update was accepted, or a
-	// task that no URI knows any more. After Grace, Wait returns
-	// ErrOutcomeUnknown. DefaultGrace when zero.
+	// task that answers with something that is not a JSON object. After
+	// Grace, Wait returns ErrOutcomeUnknown (or an error for the junk).
+	// A task that no URI knows any more is borne for ten polls, at most
+	// Grace. DefaultGrace when zero.
 	Grace time.Duration
 	// MaxBody bounds every response body read from the BMC
 	// (DefaultMaxBody, 4 MiB, when zero).

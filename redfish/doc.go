@@ -10,21 +10,23 @@
 // every request goes to the configured endpoint only (a Location, an
 // @odata.id or a redirect naming another host is refused), every response
 // body is bounded, every request has a deadline, and TLS uses the caller's
-// pinning configuration unchanged. Logging in, the uploads, and the polling
-// of a running update are this package's own code rather than gofish's:
-// gofish takes the password as a string (it could not be zeroed), buffers a
-// multipart upload whole in memory and reads error bodies without a bound,
-// and its WaitForTaskMonitor gives up at the first error, which is exactly
-// what a BMC resetting in the middle of its own update produces.
+// pinning configuration unchanged. Logging in, the update requests and
+// uploads, the collections and the polling of a running update are this
+// package's own code rather than gofish's: gofish takes the password as a
+// string (it could not be zeroed), buffers a multipart upload whole in
+// memory, reads error bodies without a bound, returns a collection's members
+// in the order they arrived rather than the collection's, and its
+// WaitForTaskMonitor gives up at the first error, which is exactly what a
+// BMC resetting in the middle of its own update produces.
 //
 // Wait is therefore written here. It follows a DMTF task (or a Dell job, or
 // HPE's UpdateService state machine), and when the BMC stops answering it
 // waits for the service to come back, logs in again when the old session
 // died with the reset, finds a Dell job that moved from the TaskService to
-// the JobService, and goes on; it distinguishes an update the BMC says
-// failed (*UpdateError, with the BMC's own messages), a BMC that never came
-// back (*ResetTimeoutError), and a BMC that no longer says what happened
-// (ErrOutcomeUnknown: read the version back).
+// the Manager's (or the JobService's) Jobs, and goes on; it distinguishes an
+// update the BMC says failed (*UpdateError, with the BMC's own messages), a
+// BMC that never came back (*ResetTimeoutError), and a BMC that no longer
+// says what happened (ErrOutcomeUnknown: read the version back).
 //
 // A Client is safe for concurrent use. Close it: it deletes the session on
 // the BMC (BMCs have few session slots) even when the context of the run

@@ -113,8 +113,9 @@ type UpdateError struct {
 	// State is the BMC's final state: TaskState, JobState or
 	// Oem.Hpe.State ("Exception", "Failed", "Error"...).
 	State string
-	// Messages are every message the BMC gave about the update, in the
-	// order first seen ("Message (MessageId)").
+	// Messages are the BMC's messages in its final word on the update
+	// ("Message (MessageId)", each once): the failed task's Messages (a
+	// task keeps its history) and Dell's job Message, or Oem.Hpe.Result.
 	Messages []string
 }
 

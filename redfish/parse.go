@@ -142,6 +142,28 @@ type message struct{ id, text string }
 
 func (m message) String() string { return formatMessage(m.text, m.id) }
 
+// key identifies a message among others: its text, else its id. (iDRAC
+// repeats a job's message in Oem.Dell with a shorter MessageId.)
+func (m message) key() string {
+	if t := clean(m.text); t != "" {
+		return strings.TrimSuffix(t, ".")
+	}
+	return clean(m.id)
+}
+
+// distinct is ms as strings, each message once.
+func distinct(ms []message) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if k := m.key(); !seen[k] {
+			seen[k] = true
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
 // formatMessage is "text (MessageId)", or whichever of the two there is.
 func formatMessage(text, id string) string {
 	text, id = clean(text), clean(id)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 )
 
@@ -70,15 +69,13 @@ func jobID(uri string) string {
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
 	}
-	if u, err := url.PathUnescape(p); err == nil {
-		p = u
+	segs := strings.Split(strings.TrimRight(p, "/"), "/")
+	seg := segs[len(segs)-1]
+	if strings.EqualFold(seg, "Monitor") && len(segs) > 1 {
+		seg = segs[len(segs)-2]
 	}
-	p = strings.TrimRight(p, "/")
-	id := path.Base(p)
-	if strings.EqualFold(id, "Monitor") {
-		id = path.Base(path.Dir(p))
-	}
-	if id == "" || id == "." || id == ".." || id == "/" || len(id) > 128 {
+	id, err := url.PathUnescape(seg)
+	if err != nil || id == "" || id == "." || id == ".." || len(id) > 128 {
 		return ""
 	}
 	for _, r := range id {

@@ -65,10 +65,9 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("refused request to %s://%s: %w", req.URL.Scheme, req.URL.Host, ErrForeignURI)
 	}
-	cancel := context.CancelFunc(func() {})
-	if req.Context().Value(noDeadlineKey{}) == nil {
-		var ctx context.Context
-		ctx, cancel = context.WithTimeout(req.Context(), g.timeout)
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if ctx.Value(noDeadlineKey{}) == nil {
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		req = req.WithContext(ctx)
 	}
 	resp, err := g.base.RoundTrip(req)
@@ -76,20 +75,32 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
-	resp.Body = &boundedBody{rc: resp.Body, left: g.maxBody, cancel: cancel}
+	resp.Body = &boundedBody{rc: resp.Body, left: g.maxBody, ctx: ctx, cancel: cancel}
 	return resp, nil
 }
 
 // boundedBody fails with ErrResponseTooLarge once more than its limit has
-// been read, and ends the request's deadline when closed.
+// been read, and ends the request's deadline when closed. A body that ends
+// after the request's context ended fails with the context's error: over
+// TLS, net/http (Go 1.26) can end a chunked body cut off by a cancel with a
+// clean io.EOF, which would pass a truncated document for a whole one.
 type boundedBody struct {
 	rc     io.ReadCloser
 	left   int64
+	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.read(p)
+	if errors.Is(err, io.EOF) && b.ctx.Err() != nil {
+		return n, b.ctx.Err()
+	}
+	return n, err
+}
+
+func (b *boundedBody) read(p []byte) (int, error) {
 	if b.left <= 0 {
 		var one [1]byte
 		for {

@@ -53,6 +53,7 @@ func (r *recorder) messages() []string {
 }
 
 func TestSimpleUpdate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		flavor     string
 		wantStates []string
@@ -92,6 +93,7 @@ func TestSimpleUpdate(t *testing.T) {
 }
 
 func TestWaitFailure(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		flavor    string
 		wantState string
@@ -132,6 +134,7 @@ func TestWaitFailure(t *testing.T) {
 }
 
 func TestWaitThroughReset(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		flavor  string
@@ -181,6 +184,7 @@ func TestWaitThroughReset(t *testing.T) {
 }
 
 func TestWaitForgottenJob(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, "dmtf")
 	f.flashTime, f.resetAt, f.forgetJobs = 400*time.Millisecond, 0.5, true
 	c := connect(t, f, func(cfg *Config) { cfg.Grace = 200 * time.Millisecond })
@@ -194,6 +198,7 @@ func TestWaitForgottenJob(t *testing.T) {
 }
 
 func TestWaitNeverBack(t *testing.T) {
+	t.Parallel()
 	f := newFake(t, "dell")
 	f.flashTime, f.resetAt, f.neverBack = 200*time.Millisecond, 0.5, true
 	c := connect(t, f)
@@ -415,4 +420,25 @@ func TestWaitService(t *testing.T) {
 		t.Errorf("WaitService on a BMC that stays down: %v", err)
 	}
 	f.comeBack()
+}
+
+func TestWaitResetNone(t *testing.T) {
+	f := newFake(t, "dmtf")
+	c := connect(t, f)
+	start := time.Now()
+	reset, err := c.WaitReset(context.Background(), 200*time.Millisecond, time.Second)
+	if reset || err != nil || time.Since(start) < 200*time.Millisecond {
+		t.Errorf("WaitReset on a BMC that does not reset: %v, %v after %s", reset, err, time.Since(start))
+	}
+	time.AfterFunc(100*time.Millisecond, func() {
+		f.goDown()
+		time.AfterFunc(200*time.Millisecond, f.comeBack)
+	})
+	reset, err = c.WaitReset(context.Background(), 2*time.Second, 5*time.Second)
+	if !reset || err != nil {
+		t.Fatalf("WaitReset through a reset: %v, %v", reset, err)
+	}
+	if _, err := c.Inventory(context.Background()); err != nil {
+		t.Errorf("Inventory after the reset: %v", err)
+	}
 }

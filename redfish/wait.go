@@ -36,8 +36,9 @@ type Progress struct {
 // task URI answering 404 (iDRAC moves a job to
 // /redfish/v1/Managers/<id>/Jobs/<ID> or /redfish/v1/JobService/Jobs/<ID>).
 // While the BMC is down it polls the service root, pausing from Poll up to
-// MaxBackoff, for at most resetTimeout per outage; when the service answers
-// again it goes on, logging in again when the session is gone.
+// MaxBackoff, for at most resetTimeout per outage (DefaultResetTimeout when
+// zero); when the service answers again it goes on, logging in again when
+// the session is gone. progress is called from Wait's own goroutine.
 //
 // HPE jobs follow Oem.Hpe.State of the UpdateService: Complete ends well,
 // Error ends with Oem.Hpe.Result; an iLO back to Idle (or Unknown) after
@@ -53,10 +54,13 @@ func (c *Client) Wait(ctx context.Context, job *Job, resetTimeout time.Duration,
 	if job == nil {
 		return errors.New("redfish: Wait: no job")
 	}
+	if resetTimeout <= 0 {
+		resetTimeout = DefaultResetTimeout
+	}
 	if !job.HPE && job.TaskURI == "" {
 		return fmt.Errorf("redfish at %s: the BMC accepted the update without a task to follow: %w", c.endpoint, ErrOutcomeUnknown)
 	}
-	w := &waiter{c: c, job: job, report: progress, reset: resetTimeout, start: time.Now(), percent: -1, seen: map[message]bool{}}
+	w := &waiter{c: c, job: job, report: progress, reset: resetTimeout, start: time.Now(), percent: -1, seen: map[string]bool{}}
 	if w.report == nil {
 		w.report = func(Progress) {}
 	}
@@ -73,14 +77,12 @@ type waiter struct {
 
 	state    string
 	percent  int
-	seen     map[message]bool
-	msgs     []string  // every message, in order, for an UpdateError
-	fresh    []string  // messages not yet reported
-	resetted bool      // an outage happened during this Wait
-	back     bool      // the BMC answers again after an outage: report the next look
-	active   bool      // HPE: a working state was seen
-	lostAt   time.Time // when the job was first not found
-	junkAt   time.Time // when the task first answered something that is not a JSON object
+	seen     map[string]bool // the messages reported, by key
+	resetted bool            // an outage happened during this Wait
+	back     bool            // the BMC answers again after an outage: report the next look
+	active   bool            // HPE: a working state was seen
+	lostAt   time.Time       // when the job was first not found
+	junkAt   time.Time       // when the task first answered something that is not a JSON object
 	relogins int
 }
 
@@ -94,6 +96,7 @@ type observation struct {
 }
 
 func (w *waiter) run(ctx context.Context) error {
+	var gone *sessionGone
 	for {
 		obs, err := w.look(ctx)
 		switch {
@@ -111,12 +114,12 @@ func (w *waiter) run(ctx context.Context) error {
 			if err := w.outage(ctx, err); err != nil {
 				return err
 			}
-		case errors.As(err, new(*sessionGone)):
+		case errors.As(err, &gone):
 			if w.relogins++; w.relogins > maxRelogins {
 				return &AuthError{Endpoint: w.c.endpoint, User: w.c.cfg.User, Status: http.StatusUnauthorized,
 					Messages: []string{"the BMC refused every new session while following the update"}}
 			}
-			if err := w.c.renewSession(ctx, err); err != nil {
+			if err := w.c.renewSession(ctx, gone.StatusError); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -242,14 +245,16 @@ func (w *waiter) relocate(ctx context.Context) (*reply, error) {
 	return nil, nil
 }
 
-// lost is the observation of a job no URI knows: still running during
-// Grace (a BMC just back may not have loaded its jobs yet), then ended.
+// lost is the observation of a job no URI knows: still running for ten
+// polls (at most Grace), as a BMC just back may not have loaded its jobs
+// yet, then ended. bmcweb keeps its tasks in memory: after a reset they are
+// gone for good, and the version read back has to tell.
 func (w *waiter) lost() observation {
 	if w.lostAt.IsZero() {
 		w.lostAt = time.Now()
 	}
 	obs := observation{state: w.state, percent: w.percent, end: running}
-	if time.Since(w.lostAt) >= w.c.cfg.Grace {
+	if time.Since(w.lostAt) >= min(w.c.cfg.Grace, 10*w.c.cfg.Poll) {
 		obs.end = stateless
 	}
 	return obs
@@ -319,24 +324,26 @@ func (w *waiter) lookHPE(ctx context.Context) (observation, error) {
 // Grace otherwise.
 func (w *waiter) hpeObservation(h hpeState) observation {
 	obs := observation{state: h.state, percent: h.percent, end: running}
-	if h.result.String() != "" {
-		obs.msgs = []message{h.result}
-	}
 	stale := !w.active && strings.EqualFold(h.state, w.job.hpeBefore.state) && h.result == w.job.hpeBefore.result
 	late := time.Since(w.start) >= w.c.cfg.Grace
+	// Oem.Hpe.Result is the last update's result: news only in the end
+	// state of this one.
+	final := func(end outcome) {
+		switch {
+		case !stale:
+			obs.end = end
+			if h.result.String() != "" {
+				obs.msgs = []message{h.result}
+			}
+		case late:
+			obs.end = stateless
+		}
+	}
 	switch strings.ToLower(h.state) {
 	case "complete":
-		if !stale {
-			obs.end = succeeded
-		} else if late {
-			obs.end = stateless
-		}
+		final(succeeded)
 	case "error":
-		if !stale {
-			obs.end = failed
-		} else if late {
-			obs.end = stateless
-		}
+		final(failed)
 	case "idle", "unknown", "":
 		if w.active || w.resetted || late {
 			obs.end = stateless
@@ -353,25 +360,25 @@ func (w *waiter) take(obs observation) (bool, error) {
 	changed := obs.state != w.state || obs.percent != w.percent || w.back
 	w.back = false
 	w.state, w.percent = obs.state, obs.percent
+	var fresh []string
 	for _, m := range obs.msgs {
-		if w.seen[m] || len(w.seen) >= 4*maxMessages {
+		k := m.key()
+		if w.seen[k] || len(w.seen) >= 4*maxMessages {
 			continue
 		}
-		w.seen[m] = true
-		w.fresh = append(w.fresh, m.String())
-		if len(w.msgs) < maxMessages {
-			w.msgs = append(w.msgs, m.String())
-		}
+		w.seen[k] = true
+		fresh = append(fresh, m.String())
 	}
-	if changed || len(w.fresh) > 0 {
-		w.report(Progress{State: obs.state, Percent: obs.percent, Messages: w.fresh})
-		w.fresh = nil
+	if changed || len(fresh) > 0 {
+		w.report(Progress{State: obs.state, Percent: obs.percent, Messages: fresh})
 	}
 	switch obs.end {
 	case succeeded:
 		return true, nil
 	case failed:
-		return true, &UpdateError{Endpoint: w.c.endpoint, JobID: w.job.ID, State: obs.state, Messages: w.msgs}
+		// The failed task's own messages: a task keeps its history, and
+		// the progress reports had the rest.
+		return true, &UpdateError{Endpoint: w.c.endpoint, JobID: w.job.ID, State: obs.state, Messages: distinct(obs.msgs)}
 	case stateless:
 		if w.job.HPE {
 			return true, fmt.Errorf("redfish at %s: Oem.Hpe.State is %q without a Complete: %w", w.c.endpoint, obs.state, ErrOutcomeUnknown)

@@ -9,8 +9,12 @@ package local
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fleetup/fleetup"
@@ -19,6 +23,7 @@ import (
 	"github.com/fleetup/fleetup/installer"
 	"github.com/fleetup/fleetup/inventory"
 	"github.com/fleetup/fleetup/proc"
+	"github.com/fleetup/fleetup/transport"
 	"github.com/fleetup/fleetup/wire"
 )
 
@@ -34,7 +39,10 @@ type Agent struct {
 	rep     *wire.CleanupReport
 }
 
-var _ agent.Agent = (*Agent)(nil)
+var (
+	_ agent.Agent         = (*Agent)(nil)
+	_ agent.HealthChecker = (*Agent)(nil)
+)
 
 // Options configure a local agent.
 type Options struct {
@@ -118,6 +126,39 @@ func (l *Agent) Cancel(ctx context.Context) error {
 	}
 	l.svc.Cancel()
 	return nil
+}
+
+// Health implements agent.HealthChecker: command runs through /bin/sh -c
+// as the manager's own user, like the run's other commands (the C locale,
+// an environment without the password variables, the run's marker, its
+// own process group), so that Close stops whatever it left running.
+func (l *Agent) Health(ctx context.Context, command string) (string, error) {
+	if err := l.check(ctx); err != nil {
+		return "", err
+	}
+	out := &transport.TailWriter{}
+	cmd := l.svc.Runner.Command(ctx, nil, "/bin/sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return out.String(), nil
+	case errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success():
+		// It succeeded; something it started still holds its output
+		// open. That process carries the run's marker: Close stops it.
+		return out.String(), nil
+	case ctx.Err() != nil:
+		return out.String(), fmt.Errorf("health command: %w", ctx.Err())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return out.String(), fmt.Errorf("health command: %w", err)
+	}
+	code := ee.ExitCode()
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		code = 128 + int(ws.Signal()) // as a shell says it
+	}
+	return out.String(), &transport.ExitError{Cmd: command, ExitCode: code}
 }
 
 // Close implements agent.Agent.

@@ -22,6 +22,14 @@ type deployOptions struct {
 	DryRun    bool
 	Downgrade bool
 	Rewrite   bool
+	// OnFailedDependency is --on-failed-dependency (HP SUM's
+	// /on_failed_dependency): omit-host, omit-component or force.
+	OnFailedDependency string
+	// Waves: --canary, --max-failures, --health-command, --health-timeout.
+	Canary        int
+	maxFailures   *orchestrator.FailureLimit
+	HealthCommand string
+	HealthTimeout time.Duration
 	// ports is the port configuration: flags, environment, --config file.
 	ports *config.Config
 	// setFlags are the flags given on the command line, which input file
@@ -39,12 +47,30 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	fs.BoolVar(&opts.DryRun, "dry-run", false, "analysis only: say what would be done, change nothing")
 	fs.BoolVar(&opts.Downgrade, "downgrade", false, "install components older than what is installed")
 	fs.BoolVar(&opts.Rewrite, "rewrite", false, "reinstall components whose version is already installed")
+	fs.StringVar(&opts.OnFailedDependency, "on-failed-dependency", string(orchestrator.OmitHost), "when a component's requires are not met: omit-host (install nothing on that node), omit-component (skip it and what requires it), force")
+	fs.IntVar(&opts.Canary, "canary", 0, "work on the first N nodes first; the rest only if they all end well")
+	fs.Func("max-failures", "N or P%: start no new node once more than this many nodes failed (the rest end skipped)", func(s string) error {
+		l, err := orchestrator.ParseFailureLimit(s)
+		if err != nil {
+			return err
+		}
+		opts.maxFailures = &l
+		return nil
+	})
+	fs.StringVar(&opts.HealthCommand, "health-command", "", "a shell command run on each node after its update, as the login user; a failure fails the node")
+	fs.DurationVar(&opts.HealthTimeout, "health-timeout", 5*time.Minute, "bound on the health command")
 	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (targets go after --target)", fs.Arg(0))
+	}
+	if opts.Canary < 0 {
+		return usagef("--canary %d: must be 0 (off) or a number of nodes", opts.Canary)
+	}
+	if opts.HealthTimeout <= 0 {
+		return usagef("--health-timeout %v: must be positive", opts.HealthTimeout)
 	}
 	var err error
 	if opts.ports, err = pf.load(env, fs); err != nil {
@@ -107,6 +133,12 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	if opts.Baseline == "" && !opts.inventory {
 		return usagef("--baseline DIR is required (or SOURCEPATH= in the --inputfile)")
 	}
+	policy := orchestrator.OmitHost // inventory has no such flag
+	if opts.OnFailedDependency != "" {
+		if policy, err = orchestrator.ParseDependencyPolicy(opts.OnFailedDependency); err != nil {
+			return usagef("--on-failed-dependency: %w", err)
+		}
+	}
 	var comps []*fleetup.Component
 	if opts.Baseline != "" {
 		b, err := loadBaseline(opts.Baseline)
@@ -126,19 +158,24 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	out := newReporter(env.Stdout, opts.JSON)
 	out.runStart(runID, len(ts))
 	res, err := manager.Run(ctx, manager.Options{
-		RunID:         runID,
-		Components:    comps,
-		Nodes:         opts.nodes(ctx, ts, opts.password(ctx, env), signers),
-		Ports:         opts.ports,
-		StateDir:      opts.StateDir,
-		InventoryOnly: opts.inventory && opts.Baseline == "",
-		DryRun:        opts.DryRun || opts.inventory,
-		Downgrade:     opts.Downgrade,
-		Rewrite:       opts.Rewrite,
-		Parallel:      opts.Parallel,
-		FwupdPlugins:  opts.plugins(),
-		Emit:          out.event,
-		Started:       out.listening,
+		RunID:              runID,
+		Components:         comps,
+		Nodes:              opts.nodes(ctx, ts, opts.password(ctx, env), signers),
+		Ports:              opts.ports,
+		StateDir:           opts.StateDir,
+		InventoryOnly:      opts.inventory && opts.Baseline == "",
+		DryRun:             opts.DryRun || opts.inventory,
+		Downgrade:          opts.Downgrade,
+		Rewrite:            opts.Rewrite,
+		Parallel:           opts.Parallel,
+		OnFailedDependency: policy,
+		Canary:             opts.Canary,
+		MaxFailures:        opts.maxFailures,
+		HealthCommand:      opts.HealthCommand,
+		HealthTimeout:      opts.HealthTimeout,
+		FwupdPlugins:       opts.plugins(),
+		Emit:               out.event,
+		Started:            out.listening,
 	})
 	if err != nil {
 		var ce *manager.ConfigError

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetup/fleetup/config"
+	"github.com/fleetup/fleetup/orchestrator"
 )
 
 // hpsumOption is one of HP SUM's slash options: the fleetup flag it
@@ -45,7 +46,7 @@ var hpsumOptions = map[string]hpsumOption{
 	"romonly":              {refuse: "fleetup has no firmware-only selection yet: put only firmware components in the baseline"},
 	"softwareonly":         {refuse: "fleetup has no software-only selection yet: put only software components in the baseline"},
 	"use_latest":           {refuse: "a fleetup baseline holds one version of each component"},
-	"on_failed_dependency": {value: true, refuse: "fleetup components have no dependencies"},
+	"on_failed_dependency": {flag: "--on-failed-dependency", value: true},
 	"logdir":               {value: true, refuse: "fleetup writes its report to standard output (--json for machine-readable lines)"},
 	"report":               {refuse: "fleetup prints its report on every run (--json for machine-readable lines)"},
 	"inventory_report":     {refuse: "use fleetup inventory (--json for machine-readable lines)"},
@@ -110,7 +111,7 @@ func translateHPSUM(args []string) ([]string, error) {
 
 // hpsumHelp is the usage text's paragraph on HP SUM's spellings.
 func hpsumHelp() string {
-	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
+	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s /on_failed_dependency and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
 }
 
 // applyInputOptions applies the options of an HP SUM input file (the keys
@@ -170,6 +171,14 @@ func applyInputOptions(env *Env, opts *deployOptions) error {
 			case filepath.Clean(opts.Baseline) != filepath.Clean(v):
 				errs = append(errs, fmt.Errorf("%s: SOURCEPATH=%s and --baseline %s name different baselines", name, v, opts.Baseline))
 			}
+		case "ON_FAILED_DEPENDENCY":
+			p, err := orchestrator.ParseDependencyPolicy(v)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: ON_FAILED_DEPENDENCY=%q: %w", name, v, err))
+			case !opts.setFlags["on-failed-dependency"]:
+				opts.OnFailedDependency = string(p)
+			}
 		case "PORT", "SSL_PORT", "FTP_PORT", "OPEN_FIREWALL":
 			errs = append(errs, fmt.Errorf("%s: %s= is not read from an input file: set %s= in an ini file given with --config (an hpsum.ini works as is), or use --%s",
 				name, k, strings.ToLower(k), strings.ReplaceAll(strings.ToLower(k), "_", "-")))
@@ -185,8 +194,7 @@ func applyInputOptions(env *Env, opts *deployOptions) error {
 			// SILENT, IGNOREERRORS, IGNOREWARN, SKIPTARGET: fleetup never
 			// asks and always goes on with the other nodes.
 			// REBOOTMESSAGE, REBOOTDELAY: no reboot, no message.
-			// USELATEST, ON_FAILED_DEPENDENCY: one version per
-			// component, no dependencies.
+			// USELATEST: one version per component.
 		}
 	}
 	if len(errs) > 0 {
