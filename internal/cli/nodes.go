@@ -72,7 +72,7 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.Var(&o.Identities, "identity", "SSH private key file (repeatable)")
 	fs.BoolVar(&o.NoAgent, "no-agent", false, "do not use the SSH agent at SSH_AUTH_SOCK")
 	fs.StringVar(&o.KnownHosts, "known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts)")
-	fs.BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "accept and record the key of a node not yet known (a changed key is always refused)")
+	fs.BoolVar(&o.AcceptNewHostKeys, "accept-new-host-keys", false, "accept and record the SSH host key (or BMC certificate) of a node not yet known (a changed one is always refused)")
 	fs.IntVar(&o.EnginePort, "engine-port", 0, "port the engine listens on at the node (default 62286, moved when taken)")
 	fs.DurationVar(&o.EngineIdle, "engine-idle-timeout", 60*time.Second, "the engine removes itself after this long without the manager")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 15*time.Second, "bound on reaching a node over SSH")
