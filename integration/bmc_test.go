@@ -255,6 +255,27 @@ func TestBMCDeploy(t *testing.T) {
 	if ilo.OpenSessions()+idrac.OpenSessions() != 0 {
 		t.Errorf("sessions left after the inventory: iLO %d, iDRAC %d", ilo.OpenSessions(), idrac.OpenSessions())
 	}
+
+	// Preflight tests the BMC's Redfish port.
+	r = start(t, f.stateDir, append([]string{"preflight", "--target", bmcTarget(n[1])}, f.bmcArgs()...)...)
+	if code := r.wait(time.Minute); code != 0 {
+		t.Fatalf("preflight: exit %d\n%s", code, r.dump())
+	}
+	r.mu.Lock()
+	open443 := false
+	for _, e := range r.events {
+		hops, _ := e["hops"].([]any)
+		for _, h := range hops {
+			hm, _ := h.(map[string]any)
+			if p, _ := hm["port"].(float64); p == 443 && str(hm, "status") == "open" && str(e, "kind") == "bmc" {
+				open443 = true
+			}
+		}
+	}
+	r.mu.Unlock()
+	if !open443 {
+		t.Errorf("preflight of a BMC does not say its port 443 is open\n%s", r.dump())
+	}
 }
 
 // TestBMCFailures: a bad image (the BMC's own message, exit 3), a BMC
