@@ -261,6 +261,20 @@ func TestCleanupAfterKilledManager(t *testing.T) {
 	killRun := func() {
 		r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
 		r.waitFor(time.Minute, func(m map[string]any) bool { return m["component"] == "hang" && m["phase"] == "install" })
+		// The install event comes just before the script starts: wait
+		// for its sleep, so that the kill is in mid-install.
+		eventually(t, 30*time.Second, func() string {
+			ps, err := n.Processes()
+			if err != nil {
+				return err.Error()
+			}
+			for _, p := range ps {
+				if strings.HasPrefix(p.Cmdline, "sleep 300") {
+					return ""
+				}
+			}
+			return "the install's sleep is not running yet"
+		})
 		// The engine first, so that the closed session cannot make it
 		// clean up; then the manager. Only this node's: the lab's nodes
 		// share the machine's process ids, so a pkill on a node would
