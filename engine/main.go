@@ -316,6 +316,11 @@ func (e *engine) start() (*wire.Ready, *wire.CleanupReport, error) {
 			return nil, swept, err
 		}
 	}
+	// The launch runs under umask 077, and the engine's own files have
+	// private modes of their own; what the installs write gets the umask
+	// of a root login (022), so that a script's /etc/motd or a package's
+	// maintainer scripts' files are readable as an admin would make them.
+	syscall.Umask(0o022)
 	icfg := installer.Config{Runner: e.runner, FwupdPlugins: cfg.FwupdPlugins}
 	e.svc = &Service{
 		Node:       cfg.Node,

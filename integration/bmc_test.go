@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,9 +164,9 @@ func TestBMCDeploy(t *testing.T) {
 	}
 	res := r.resultsN(4)
 	for sub, want := range map[string]struct{ id, version string }{
-		bmcTarget(n[1]): {"hpe.ilo5", "2.78"},
-		bmcTarget(n[2]): {"dell.idrac9", "7.10.00.00"},
-		bmcTarget(n[3]): {"openbmc.bmc", "2.15.0"},
+		bmcTarget(n[1]):       {"hpe.ilo5", "2.78"},
+		bmcTarget(n[2]):       {"dell.idrac9", "7.10.00.00"},
+		bmcTarget(n[3]):       {"openbmc.bmc", "2.15.0"},
 		"root@" + n[0].Addr(): {"org.fleetup.test.marker", "2.0"},
 	} {
 		nr := resultFor(t, r, res, sub)
@@ -204,6 +205,11 @@ func TestBMCDeploy(t *testing.T) {
 	}
 	if fl := ilo.Flashes(); len(fl) > 0 && !strings.HasPrefix(fl[0].ImageURI, "https://") {
 		t.Errorf("iLO pulled %q, want the manager's https port", fl[0].ImageURI)
+	}
+	// The grant URLs' secrets never reach the output, even where the
+	// BMC's own messages quote the ImageURI.
+	if m := regexp.MustCompile(`/v1/grants/[0-9a-f]{32}`).FindString(r.dump()); m != "" {
+		t.Errorf("a grant's secret is in the output: %s", m)
 	}
 	// The iDRAC's pull was tried, did not arrive, and the run said so.
 	if !anyMessage(r, n[2].Addr(), "pushing the image instead") {

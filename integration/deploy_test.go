@@ -184,3 +184,23 @@ func TestBadBaselineDeploysNothing(t *testing.T) {
 	}
 	f.assertClean(t)
 }
+
+// TestInstallsGetARootUmask: what a script component writes is readable
+// as an admin's shell would make it (umask 022), not private to root like
+// the engine's own files.
+func TestInstallsGetARootUmask(t *testing.T) {
+	f := newLabFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "org.fleetup.test.umask", "1.0",
+		"#!/bin/sh\nmkdir -p /opt/fleetup-umask && echo 1.0 > /opt/fleetup-umask/version\n",
+		"cat /opt/fleetup-umask/version 2>/dev/null", "linux")
+	r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target(lab.UserSudoNoPass, n)}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.dump())
+	}
+	out, err := n.Exec(context.Background(), "stat", "-c", "%a %n", "/opt/fleetup-umask", "/opt/fleetup-umask/version")
+	if err != nil || string(out) != "755 /opt/fleetup-umask\n644 /opt/fleetup-umask/version\n" {
+		t.Errorf("modes of what the script wrote: %q (%v), want 755 and 644", out, err)
+	}
+}

@@ -64,6 +64,7 @@ type fakeBMC struct {
 	hits     map[string]int
 	closed   bool
 	done     chan struct{} // closed by close
+	conns    map[net.Conn]bool
 }
 
 type fakeJob struct {
@@ -95,7 +96,7 @@ func newFake(t *testing.T, flavor string) *fakeBMC {
 func newFakeOn(t *testing.T, flavor, addr string) *fakeBMC {
 	t.Helper()
 	f := &fakeBMC{t: t, flavor: flavor, user: "admin", pass: "s3cret\"pw", flashTime: 300 * time.Millisecond,
-		resetTime: 500 * time.Millisecond, sessions: map[string]string{}, hits: map[string]int{}, members: 3, done: make(chan struct{})}
+		resetTime: 500 * time.Millisecond, sessions: map[string]string{}, hits: map[string]int{}, members: 3, done: make(chan struct{}), conns: map[net.Conn]bool{}}
 	f.cert, f.fp = selfSigned(t)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -112,37 +113,75 @@ func (f *fakeBMC) url() string { return "https://" + f.addr }
 func (f *fakeBMC) serve(ln net.Listener) {
 	srv := &http.Server{Handler: http.HandlerFunc(f.handle), ErrorLog: log.New(io.Discard, "", 0)}
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{f.cert}}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch st {
+		case http.StateNew:
+			f.conns[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(f.conns, c)
+		}
+	}
 	f.mu.Lock()
 	f.srv, f.ln, f.up = srv, ln, true
 	f.mu.Unlock()
-	go srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	go srv.Serve(tls.NewListener(gateListener{ln, f}, srv.TLSConfig))
 }
 
-// goDown closes the listener and every connection; the BMC refuses
-// connections until comeBack.
+// gateListener resets the connections it accepts while the BMC is down.
+// The fake keeps its port through a reset: a port given back could be
+// taken by a parallel test's listener, whose certificate the client would
+// (rightly) refuse.
+type gateListener struct {
+	net.Listener
+	f *fakeBMC
+}
+
+func (g gateListener) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		g.f.mu.Lock()
+		up := g.f.up
+		g.f.mu.Unlock()
+		if up {
+			return c, nil
+		}
+		abort(c)
+	}
+}
+
+// abort closes c with a TCP reset.
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// goDown drops every connection; the BMC resets new ones until comeBack.
 func (f *fakeBMC) goDown() {
 	f.mu.Lock()
-	srv := f.srv
 	f.up = false
 	f.resets++
 	f.sessions = map[string]string{}
+	conns := f.conns
+	f.conns = map[net.Conn]bool{}
 	f.mu.Unlock()
-	srv.Close()
+	for c := range conns {
+		c.Close()
+	}
 }
 
 func (f *fakeBMC) comeBack() {
 	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return
+	if !f.closed {
+		f.up = true
 	}
 	f.mu.Unlock()
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		f.t.Errorf("fake BMC: listen again on %s: %v", f.addr, err)
-		return
-	}
-	f.serve(ln)
 }
 
 func (f *fakeBMC) close() {

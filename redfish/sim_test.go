@@ -28,10 +28,7 @@ const (
 // startSim starts a simulated BMC of flavor, closed at the end of the test.
 func startSim(t *testing.T, flavor bmcsim.Flavor, mod ...func(*bmcsim.Options)) *bmcsim.BMC {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenFixed(t, "127.0.0.1")
 	opts := bmcsim.Options{Flavor: flavor, User: simUser, Password: simPass, ResetTime: 900 * time.Millisecond, FlashTime: 300 * time.Millisecond}
 	for _, m := range mod {
 		m(&opts)
@@ -42,6 +39,30 @@ func startSim(t *testing.T, flavor bmcsim.Flavor, mod ...func(*bmcsim.Options)) 
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// listenFixed listens on a free port of host, bound explicitly: bmcsim's
+// reset takes the socket out of the listening state with shutdown(2), and
+// on Linux a socket bound to port 0 gives its port back then, for any
+// listener of a parallel test to take (the client then meets another
+// certificate, and refuses it). One bound to an explicit port keeps it.
+func listenFixed(t *testing.T, host string) net.Listener {
+	t.Helper()
+	var err error
+	for range 10 {
+		var probe net.Listener
+		if probe, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			break
+		}
+		addr := probe.Addr().String()
+		probe.Close()
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+	}
+	t.Skipf("listen on %s: %v", host, err)
+	return nil
 }
 
 // simConfig is a client configuration for b, pinned to its certificate.
@@ -431,10 +452,7 @@ func TestSimCancel(t *testing.T) {
 // and an ImageURI naming the manager's IPv6 address.
 func TestSimIPv6(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
-	}
+	ln := listenFixed(t, "::1")
 	b, err := bmcsim.Start(bmcsim.Options{Flavor: bmcsim.IDRAC, User: simUser, Password: simPass, ResetTime: 900 * time.Millisecond, FlashTime: 300 * time.Millisecond}, ln)
 	if err != nil {
 		t.Fatal(err)

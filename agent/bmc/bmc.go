@@ -335,6 +335,15 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 		return "", err
 	}
 	outages := a.outages()
+	// The BMC's messages may quote the ImageURI: its secret never goes
+	// further than the BMC.
+	var secret string
+	hide := func(msg string) string {
+		if secret == "" {
+			return msg
+		}
+		return strings.ReplaceAll(msg, secret, "…")
+	}
 	progress := func(p redfish.Progress) {
 		msg := p.State
 		if p.Percent >= 0 {
@@ -343,12 +352,13 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 		for _, m := range p.Messages {
 			msg += "; " + m
 		}
-		emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: strings.TrimPrefix(msg, "; ")})
+		emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: hide(strings.TrimPrefix(msg, "; "))})
 	}
 
 	var job *redfish.Job
 	pushed := false
 	if proto, url, ok := a.pullURL(c, caps); ok {
+		secret = grantToken(url)
 		emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseDownload, Total: c.Size, Message: "the BMC pulls the image from " + redactGrant(url)})
 		job, err = a.client.SimpleUpdate(ctx, url, proto, nil)
 		if err == nil {
@@ -358,9 +368,9 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 		if err != nil {
 			served := a.opts.Depot.Served(grantPath(url))
 			if served >= c.Size || ctx.Err() != nil || !canPush(caps) {
-				return "", pullError(err, served, c.Size, canPush(caps))
+				return "", errors.New(hide(pullError(err, served, c.Size, canPush(caps)).Error()))
 			}
-			msg := fmt.Sprintf("the BMC's pull got %d of %d bytes (%v): its way back to the manager is blocked; pushing the image instead", served, c.Size, err)
+			msg := hide(fmt.Sprintf("the BMC's pull got %d of %d bytes (%v): its way back to the manager is blocked; pushing the image instead", served, c.Size, err))
 			a.opts.Notice(c.ID + ": " + msg)
 			emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseDownload, Message: msg})
 			job, err = nil, nil
@@ -502,6 +512,15 @@ func grantPath(url string) string {
 	return url
 }
 
+// grantToken is the secret part of a grant URL ("" when there is none).
+func grantToken(url string) string {
+	parts := strings.Split(grantPath(url), "/")
+	if len(parts) >= 4 && len(parts[3]) >= 16 {
+		return parts[3]
+	}
+	return ""
+}
+
 // redactGrant shows a grant URL without its secret.
 func redactGrant(url string) string {
 	p := grantPath(url)
@@ -536,9 +555,13 @@ func (a *Agent) push(ctx context.Context, c *fleetup.Component, caps *redfish.Ca
 	body := io.LimitReader(f, c.Size)
 	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseDownload, Total: c.Size, Message: "pushing the image to the BMC"})
 	var job *redfish.Job
-	if caps.MultipartHTTPPushURI != "" {
+	switch {
+	case caps.MultipartHTTPPushURI != "":
 		job, err = a.client.PushMultipart(ctx, caps.MultipartHTTPPushURI, body, c.Size, c.File, nil)
-	} else {
+	case caps.HPE:
+		// An iLO's HttpPushUri takes its own multipart form.
+		job, err = a.client.PushHPE(ctx, caps.HTTPPushURI, body, c.Size, c.File)
+	default:
 		job, err = a.client.PushHTTP(ctx, caps.HTTPPushURI, body, c.Size)
 	}
 	if err != nil {

@@ -75,4 +75,7 @@ func TestRedactGrant(t *testing.T) {
 	if got := grantPath(u); got != "/v1/grants/0123456789abcdef0123456789abcdef/ilo5.bin" {
 		t.Errorf("grantPath = %q", got)
 	}
+	if got := grantToken(u); got != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("grantToken = %q", got)
+	}
 }
