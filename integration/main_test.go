@@ -261,16 +261,29 @@ func target(user string, n *lab.Node) string { return user + "@" + n.Addr() }
 
 // assertClean checks every node holds nothing fleetup made: no file, no
 // process, no listener, no firewall rule that was not there before.
+//
+// sshd ends a closed connection's session process a moment after fleetup
+// has exited, so a node gets up to 5 seconds to be clean; what is left
+// after that is fleetup's.
 func (f *fixture) assertClean(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
 	for i, n := range f.lab.Nodes {
-		s, err := n.Snapshot(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := s.Diff(f.before[i]); d != "" {
-			t.Errorf("%s is not as it was before the run:\n%s", n.Name, d)
+		for {
+			s, err := n.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := s.Diff(f.before[i])
+			if d == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s is not as it was before the run:\n%s", n.Name, d)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
 	}
 }
