@@ -59,12 +59,11 @@ func simLog(t *testing.T) func(string, ...any) {
 var versionSeq atomic.Int64
 
 // TestConformance runs the agent conformance suite against a simulated
-// BMC of each flavor, over loopback. The BMC pushes nothing back here:
-// the agent has no depot, so every image is pushed where the flavor can
-// take a push, and the iLO-like BMC (which only pulls) is left to the
-// lab's integration tests.
+// BMC of each flavor, over loopback. The agent has no depot here, so every
+// image is pushed (an iLO through its own upload form); pulls are the
+// lab's integration tests'.
 func TestConformance(t *testing.T) {
-	for _, flavor := range []bmcsim.Flavor{bmcsim.IDRAC, bmcsim.OpenBMC} {
+	for _, flavor := range bmcsim.Flavors {
 		t.Run(string(flavor), func(t *testing.T) { conformance(t, flavor) })
 	}
 }
