@@ -352,7 +352,7 @@ table inet lockdown {
   chain output {
     type filter hook output priority 0; policy accept;
     oif lo accept
-    tcp dport { 63001, 63002 } drop
+    tcp dport 63000-63100 drop
   }
 }
 EOF`
