@@ -218,12 +218,16 @@ type NodeState string
 // The node states, in order; Complete, Failed, RebootNeeded, Cancelled and
 // Skipped end a node.
 const (
-	StatePending      NodeState = "pending"
-	StateScouting     NodeState = "scouting"
-	StateInventory    NodeState = "inventory"
-	StateAnalysis     NodeState = "analysis"
-	StateDeploy       NodeState = "deploy"
-	StateHealth       NodeState = "health" // the run's health command, after a deploy that installed something
+	StatePending   NodeState = "pending"
+	StateScouting  NodeState = "scouting"
+	StateInventory NodeState = "inventory"
+	StateAnalysis  NodeState = "analysis"
+	StateDeploy    NodeState = "deploy"
+	// StateReboot is a node being rebooted after its deploy (--reboot):
+	// the run closed on it, the reboot, the wait for it to come back, and
+	// the inventory that confirms what was installed.
+	StateReboot       NodeState = "reboot"
+	StateHealth       NodeState = "health" // the run's health command, after a deploy that installed something (and its reboot)
 	StateCleanup      NodeState = "cleanup"
 	StateComplete     NodeState = "complete"
 	StateRebootNeeded NodeState = "reboot-needed"

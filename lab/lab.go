@@ -13,6 +13,9 @@
 // /var/lib/dpkg, and the host name nodeN. Firewall rules set on a node stay
 // in that node. A plain "fwupdtool install X.cab" run as root on a node
 // flashes that node's fake "Integrated Webcam" (see FwupdHistory).
+// A node can be given a reboot of its own (EnableReboot, reboot.go): its
+// shutdown -r, reboot and systemctl reboot hand it to the lab, which stops
+// every process of the node and starts its sshd again with a new boot id.
 //
 // Users: the lab creates the users UserPassword, UserKey, UserSudo and
 // UserSudoNoPass in the host's /etc/passwd when missing, sets their password

@@ -52,11 +52,13 @@ type Node struct {
 	// cmd is the node's anchor process, whose namespaces are the node's:
 	// its sshd listener, or, while KillSSHD has taken sshd down, a
 	// placeholder (sshdDown). exited is closed once cmd was waited for.
-	mu       sync.Mutex // guards cmd, pid, exited, sshdDown
+	mu       sync.Mutex // guards cmd, pid, exited, sshdDown, reboot
 	cmd      *exec.Cmd
 	pid      int
 	exited   chan struct{}
 	sshdDown bool
+	// reboot is set by EnableReboot (reboot.go).
+	reboot *rebootState
 }
 
 func newNode(l *Lab, pos int, lk *indexLock, v6only bool) *Node {

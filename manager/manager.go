@@ -53,6 +53,10 @@ type Options struct {
 	MaxFailures   *orchestrator.FailureLimit
 	HealthCommand string
 	HealthTimeout time.Duration
+	// Reboot says whether and how nodes are rebooted after their deploy
+	// (orchestrator.RebootOptions); nodes whose opener is a Rebooter
+	// are, the others (BMCs) are left as they are.
+	Reboot orchestrator.RebootOptions
 	// FwupdPlugins are the fwupd plugins the local node loads (remote
 	// nodes get theirs from their opener).
 	FwupdPlugins []string
@@ -62,6 +66,15 @@ type Options struct {
 	// Started is called once the manager's servers listen, before any
 	// node is reached.
 	Started func(Listening)
+
+	// History, when set, are the options of a deploy as the run history
+	// records them (resume.go): the run and each node's outcome are
+	// recorded in the state directory. Nil: not recorded (an inventory).
+	History *runstate.RunOptions
+	// Resume, when set, is the record of the run this one resumes
+	// (LoadResume): the nodes it ended complete or reboot-needed are not
+	// worked on again, and their results are its own, with FromRun.
+	Resume *runstate.RunRecord
 }
 
 // Node is one node of a run and how to reach it.
@@ -137,6 +150,9 @@ type Result struct {
 	// Journal says what the journal could not record at the run's end
 	// (the run then needs `fleetup cleanup`); nil when all went in.
 	Journal error
+	// History says what the run history could not record (a resume of
+	// the run then knows less); nil when all went in.
+	History error
 }
 
 // ConfigError is a run that did not start because of its settings (a port
@@ -233,6 +249,18 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Started(l)
 	}
 
+	// The run history and a resume's untouched nodes (resume.go).
+	all := opts.Nodes
+	var kept []orchestrator.NodeResult
+	opts.Nodes, kept = planResume(opts.Resume, all, emit)
+	hist, err := beginHistory(stateDir, opts, all, kept, rj)
+	if err != nil {
+		return nil, configErrorf("--state-dir: %w", err)
+	}
+	if len(all) > 0 && len(opts.Nodes) == 0 { // a resume with nothing left to do
+		return &Result{RunID: opts.RunID, Nodes: hist.results(nil), Journal: rj.finish(nil), History: hist.end()}, nil
+	}
+
 	var nodes []orchestrator.Node
 	if len(opts.Nodes) == 0 {
 		nodes = []orchestrator.Node{{Name: "localhost", Open: func(ctx context.Context) (agent.Agent, error) {
@@ -244,13 +272,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if g, ok := n.Opener.(interface{ CancelGrace() time.Duration }); ok {
 			grace = g.CancelGrace()
 		}
-		nodes = append(nodes, orchestrator.Node{Name: n.Name, Server: n.Server, CancelGrace: grace, Open: func(ctx context.Context) (agent.Agent, error) {
+		node := orchestrator.Node{Name: n.Name, Server: n.Server, CancelGrace: grace, Open: func(ctx context.Context) (agent.Agent, error) {
 			a, err := n.Opener.Open(ctx, n.Name, env)
 			if err != nil {
 				return nil, err // never a typed nil as an Agent
 			}
 			return a, nil
-		}})
+		}}
+		if r, ok := n.Opener.(Rebooter); ok { // reboot.go
+			node.Reboot = func(ctx context.Context, req orchestrator.RebootRequest) (*orchestrator.RebootResult, error) {
+				return r.Reboot(ctx, n.Name, env, req)
+			}
+		}
+		nodes = append(nodes, node)
 	}
 	stopNotice := context.AfterFunc(ctx, func() {
 		notice("cancelled: nodes finish the component they are installing, skip the rest, and clean up")
@@ -270,8 +304,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		MaxFailures:        opts.MaxFailures,
 		HealthCommand:      opts.HealthCommand,
 		HealthTimeout:      opts.HealthTimeout,
+		Reboot:             opts.Reboot,
+		Ended:              hist.ended,
 	})
-	return &Result{RunID: opts.RunID, Nodes: results, Journal: rj.finish(results)}, nil
+	return &Result{RunID: opts.RunID, Nodes: hist.results(results), Journal: rj.finish(results), History: hist.end()}, nil
 }
 
 // runJournal ends a run's journal once, with each node's clean-up.
@@ -293,23 +329,37 @@ func (j *runJournal) finish(results []orchestrator.NodeResult) error {
 	j.done = true
 	var errs []error
 	for _, r := range results {
-		var state string
-		switch {
-		case r.CleanupError != "":
-			state = runstate.StateCleanupFailed
-		case r.Cleanup != nil:
-			state = runstate.StateCleaned
-		default:
-			continue
-		}
-		if err := j.run.SetState(r.Node, state); err != nil {
-			errs = append(errs, fmt.Errorf("node %s (%s): %w", r.Node, state, err))
+		if err := j.nodeEnded(r); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := j.run.End(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// nodeEnded records whether the clean-up of a node that had an engine
+// was confirmed, as soon as the node ended (orchestrator.Options.Ended),
+// so that a manager killed later leaves it recorded; finish records it
+// again at the run's end. Nothing on a nil runJournal.
+func (j *runJournal) nodeEnded(r orchestrator.NodeResult) error {
+	if j == nil {
+		return nil
+	}
+	var state string
+	switch {
+	case r.CleanupError != "":
+		state = runstate.StateCleanupFailed
+	case r.Cleanup != nil:
+		state = runstate.StateCleaned
+	default:
+		return nil
+	}
+	if err := j.run.SetState(r.Node, state); err != nil {
+		return fmt.Errorf("node %s (%s): %w", r.Node, state, err)
+	}
+	return nil
 }
 
 // NewRunID makes a run id: the UTC time and six random hex digits

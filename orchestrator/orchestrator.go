@@ -37,6 +37,10 @@ type Node struct {
 	// flash and reset, which nothing can interrupt, take longer than an
 	// OS installer.
 	CancelGrace time.Duration
+	// Reboot reboots the node and returns once it answers again with a
+	// new boot id, or fails (reboot.go); the run has closed on the node
+	// before. Nil: the node cannot be rebooted by fleetup (a BMC).
+	Reboot func(ctx context.Context, req RebootRequest) (*RebootResult, error)
 }
 
 // Options configure a run.
@@ -52,6 +56,11 @@ type Options struct {
 	Parallel int
 	// Emit receives every event; it is called from many goroutines at once.
 	Emit func(fleetup.Event)
+	// Ended, when set, is called once for every node as it ends, with
+	// its result, before the event of its end state is emitted: a record
+	// of outcomes (the run history) holds a node before anyone was told
+	// that it ended. It is called from many goroutines at once.
+	Ended func(NodeResult)
 	// CleanupTimeout bounds each node's clean-up (3 minutes when 0): the
 	// engine may first have to finish the component it is installing.
 	CleanupTimeout time.Duration
@@ -85,6 +94,9 @@ type Options struct {
 	// HealthTimeout bounds the health command on each node (5 minutes
 	// when 0); one still running then is killed and fails its node.
 	HealthTimeout time.Duration
+	// Reboot says whether nodes are rebooted after their deploy
+	// (reboot.go).
+	Reboot RebootOptions
 }
 
 // NodeResult is the outcome of one node.
@@ -102,7 +114,10 @@ type NodeResult struct {
 	FailedIn fleetup.NodeState `json:"failed_in,omitempty"`
 	// Health is the outcome of Options.HealthCommand; nil when it was
 	// not to run on the node.
-	Health     *HealthResult             `json:"health,omitempty"`
+	Health *HealthResult `json:"health,omitempty"`
+	// Reboot is what the node's reboot did; nil when it was not
+	// rebooted.
+	Reboot     *RebootResult             `json:"reboot,omitempty"`
 	Inventory  *fleetup.Inventory        `json:"inventory,omitempty"`
 	Components []fleetup.ComponentResult `json:"components,omitempty"`
 	Cleanup    *wire.CleanupReport       `json:"cleanup,omitempty"`
@@ -112,6 +127,10 @@ type NodeResult struct {
 	// FailedDependencies are the requirements of components that were not
 	// met on the node, with what the run did about each (deps.go).
 	FailedDependencies []FailedDependency `json:"failed_dependencies,omitempty"`
+	// FromRun is set on a node a resumed run did not work on again: the
+	// earlier run whose outcome this is (the manager fills it in; Run
+	// never does).
+	FromRun string `json:"from_run,omitempty"`
 }
 
 // Run works on every node and returns one result per node, in the order of
@@ -276,6 +295,9 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 		}
 	}
 	runErr = deps.settle(ctx, &res, runErr) // what the deploy did to dependencies (deps.go)
+	if runErr == nil && wantsReboot(ctx, opts, res.Components) {
+		ag, runErr = rebootNode(ctx, opts, n, agp, &res, state) // reboot.go
+	}
 	if runErr == nil && wantsHealth(ctx, opts, res.Components) {
 		runErr = checkHealth(ctx, opts, ag, &res, state)
 	}
@@ -330,7 +352,15 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		rep, cerr := ag.Close(cctx)
 		cancel()
-		res.Cleanup = rep
+		if res.Cleanup != nil && rep != nil {
+			// The engine closed before a reboot (reboot.go) removed
+			// things too: the node's report holds both.
+			all := *res.Cleanup
+			all.Merge(rep)
+			res.Cleanup = &all
+		} else if rep != nil || res.Cleanup == nil {
+			res.Cleanup = rep
+		}
 		if cerr != nil {
 			res.CleanupError = cerr.Error()
 		}
@@ -384,7 +414,7 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		if !strings.HasPrefix(res.Error, "clean-up") {
 			res.Error = "clean-up: " + res.Error
 		}
-	case reboot:
+	case reboot && (res.Reboot == nil || !res.Reboot.Back):
 		res.State = fleetup.StateRebootNeeded
 	default:
 		res.State = fleetup.StateComplete
@@ -396,15 +426,24 @@ func finish(ctx context.Context, opts Options, n Node, res NodeResult, ag agent.
 		}
 		msg += res.CleanupError
 	}
+	ended(opts, n, res)
 	emit(opts, fleetup.Event{Node: n.Name, State: res.State, Message: msg})
 	return res
+}
+
+// ended hands the end of node n to Options.Ended.
+func ended(opts Options, n Node, res NodeResult) {
+	if opts.Ended != nil {
+		res.Server = n.Server
+		opts.Ended(res)
+	}
 }
 
 // inPhase names the phase in err, unless err names it already.
 func inPhase(phase fleetup.NodeState, err error) error {
 	word := map[fleetup.NodeState]string{
 		fleetup.StateScouting: "scout", fleetup.StateInventory: "inventory",
-		fleetup.StateAnalysis: "analysis", fleetup.StateDeploy: "deploy", fleetup.StateHealth: "health",
+		fleetup.StateAnalysis: "analysis", fleetup.StateDeploy: "deploy", fleetup.StateReboot: "reboot", fleetup.StateHealth: "health",
 		fleetup.StateCleanup: "clean-up",
 	}[phase]
 	if word == "" || strings.HasPrefix(err.Error(), word) {

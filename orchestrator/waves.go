@@ -279,6 +279,7 @@ func (s *scheduler) group(ctx context.Context, g []int) {
 			}
 			continue
 		}
+		ended(s.opts, n, *r)
 		emit(s.opts, fleetup.Event{Node: n.Name, State: r.State, Message: r.Error})
 	}
 }
@@ -290,6 +291,7 @@ func (s *scheduler) skipAll(groups [][]int, why string) {
 			s.claim()
 			s.results[i].State = fleetup.StateSkipped
 			s.results[i].Error = why
+			ended(s.opts, s.opts.Nodes[i], s.results[i])
 			emit(s.opts, fleetup.Event{Node: s.opts.Nodes[i].Name, State: fleetup.StateSkipped, Message: why})
 		}
 	}

@@ -11,6 +11,10 @@
 //     nodes, with the manager's pid and start time and the latest state of
 //     every node (placed, cleaned, cleanup-failed), and its lock file
 //     RUNID.lock. See Journal.
+//   - The run history, in the same directory: runs/RUNID.json per deploy
+//     run, kept after the run, with its options (never a credential) and
+//     each node's outcome as it ended, for `fleetup deploy --resume`. See
+//     History.
 //   - The FTP credentials of a run that serves switches (--ftp-port), in
 //     the same directory: ftp-RUNID.credentials, "key=value" lines with
 //     the user, the password, the port and the serving manager's pid and
@@ -24,7 +28,7 @@
 //     localfw/RUNID.lock. It is under /run because the firewall's runtime
 //     rules go at reboot too. See WriteFirewallState.
 //
-// All three follow the same rules:
+// All of them follow the same rules:
 //
 //   - Liveness: an owner is the pid and start time of the manager
 //     (Owner); Owner.Check is the one decision whether it still runs. A

@@ -30,6 +30,15 @@ type deployOptions struct {
 	maxFailures   *orchestrator.FailureLimit
 	HealthCommand string
 	HealthTimeout time.Duration
+	// Reboots (cmd_deploy_reboot.go): --reboot, --reboot-always,
+	// --reboot-delay, --reboot-message, --reboot-timeout.
+	Reboot        bool
+	RebootAlways  bool
+	RebootDelay   time.Duration
+	RebootMessage string
+	RebootTimeout time.Duration
+	// Resume is --resume RUN (cmd_deploy_resume.go).
+	Resume string
 	// ports is the port configuration: flags, environment, --config file.
 	ports *config.Config
 	// setFlags are the flags given on the command line, which input file
@@ -59,6 +68,8 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	})
 	fs.StringVar(&opts.HealthCommand, "health-command", "", "a shell command run on each node after its update, as the login user; a failure fails the node")
 	fs.DurationVar(&opts.HealthTimeout, "health-timeout", 5*time.Minute, "bound on the health command")
+	opts.registerReboot(fs) // cmd_deploy_reboot.go
+	opts.registerResume(fs) // cmd_deploy_resume.go
 	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -71,6 +82,9 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	}
 	if opts.HealthTimeout <= 0 {
 		return usagef("--health-timeout %v: must be positive", opts.HealthTimeout)
+	}
+	if err := opts.validateReboot(); err != nil {
+		return err
 	}
 	var err error
 	if opts.ports, err = pf.load(env, fs); err != nil {
@@ -123,7 +137,11 @@ func deploy(ctx context.Context, env *Env, opts *deployOptions) error {
 
 func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	opts.applyPorts(opts.ports)
-	ts, err := opts.targets(env)
+	rec, err := opts.loadResume() // cmd_deploy_resume.go: nil without --resume
+	if err != nil {
+		return err
+	}
+	ts, err := opts.runTargets(env, rec)
 	if err != nil {
 		return err
 	}
@@ -150,6 +168,9 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		}
 		comps = b.Components
 	}
+	if err := opts.checkResume(rec, comps); err != nil { // cmd_deploy_resume.go
+		return err
+	}
 	signers, err := opts.signers()
 	if err != nil {
 		return err
@@ -173,9 +194,12 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		MaxFailures:        opts.maxFailures,
 		HealthCommand:      opts.HealthCommand,
 		HealthTimeout:      opts.HealthTimeout,
+		Reboot:             opts.rebootOptions(),
 		FwupdPlugins:       opts.plugins(),
 		Emit:               out.event,
 		Started:            out.listening,
+		History:            opts.history(ts, comps), // cmd_deploy_resume.go
+		Resume:             rec,
 	})
 	if err != nil {
 		var ce *manager.ConfigError
@@ -189,6 +213,9 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 	out.summary(results, opts.inventory)
 	if res.Journal != nil {
 		out.notice("", "journal: "+res.Journal.Error()+"; `fleetup cleanup --target NODE` removes what the run left")
+	}
+	if res.History != nil {
+		out.notice("", "run history: "+res.History.Error()+"; a --resume of this run knows less of it")
 	}
 	failed := 0
 	cancelled := false

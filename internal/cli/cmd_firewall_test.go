@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -121,12 +122,21 @@ func TestFirewallESXiInstallRemove(t *testing.T) {
 	if diff := cmp.Diff(string(optBefore), string(optAfter)); diff != "" {
 		t.Errorf("/opt after install and remove differs (-before +after):\n%s", diff)
 	}
-	after, err := n.Snapshot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := after.Diff(before); d != "" {
-		t.Errorf("install and remove left on the node:\n%s", d)
+	// sshd ends a closed connection's session process a moment after
+	// the command returned.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		after, err := n.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := after.Diff(before)
+		if d == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("install and remove left on the node:\n%s", d)
+			break
+		}
 	}
 
 	out, err = firewallCmd(t, append(args, "--remove")...)

@@ -38,11 +38,11 @@ var hpsumOptions = map[string]hpsumOption{
 	"silent": {},
 
 	"passwd":               {value: true, refuse: "it puts the password on the command line, where every user of the machine can read it; give it with --password-file FILE or the FLEETUP_PASSWORD environment variable"},
-	"r":                    {refuse: "fleetup does not reboot nodes: a node that needs a reboot ends as reboot-needed"},
-	"reboot":               {refuse: "fleetup does not reboot nodes: a node that needs a reboot ends as reboot-needed"},
-	"reboot_always":        {refuse: "fleetup does not reboot nodes: a node that needs a reboot ends as reboot-needed"},
-	"reboot_message":       {value: true, refuse: "fleetup does not reboot nodes"},
-	"reboot_delay":         {value: true, refuse: "fleetup does not reboot nodes"},
+	"r":                    {flag: "--reboot"},
+	"reboot":               {flag: "--reboot"},
+	"reboot_always":        {flag: "--reboot-always"},
+	"reboot_message":       {flag: "--reboot-message", value: true},
+	"reboot_delay":         {flag: "--reboot-delay", value: true}, // seconds, as --reboot-delay takes them too
 	"romonly":              {refuse: "fleetup has no firmware-only selection yet: put only firmware components in the baseline"},
 	"softwareonly":         {refuse: "fleetup has no software-only selection yet: put only software components in the baseline"},
 	"use_latest":           {refuse: "a fleetup baseline holds one version of each component"},
@@ -111,7 +111,7 @@ func translateHPSUM(args []string) ([]string, error) {
 
 // hpsumHelp is the usage text's paragraph on HP SUM's spellings.
 func hpsumHelp() string {
-	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s /on_failed_dependency and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
+	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s /on_failed_dependency /r /reboot_always /reboot_delay /reboot_message and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
 }
 
 // applyInputOptions applies the options of an HP SUM input file (the keys
@@ -183,7 +183,29 @@ func applyInputOptions(env *Env, opts *deployOptions) error {
 			errs = append(errs, fmt.Errorf("%s: %s= is not read from an input file: set %s= in an ini file given with --config (an hpsum.ini works as is), or use --%s",
 				name, k, strings.ToLower(k), strings.ReplaceAll(strings.ToLower(k), "_", "-")))
 		case "REBOOTALLOWED", "REBOOTALWAYS":
-			refuseYes("fleetup does not reboot nodes: a node that needs a reboot ends as reboot-needed")
+			if !isBool {
+				errs = append(errs, fmt.Errorf("%s: %s=%q: want YES or NO", name, k, v))
+				continue
+			}
+			flag, field := "reboot", &opts.Reboot
+			if k == "REBOOTALWAYS" {
+				flag, field = "reboot-always", &opts.RebootAlways
+			}
+			if !opts.setFlags[flag] {
+				*field = yes
+			}
+		case "REBOOTMESSAGE":
+			if !opts.setFlags["reboot-message"] {
+				opts.RebootMessage = v
+			}
+		case "REBOOTDELAY":
+			d, err := parseRebootDelay(v)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: REBOOTDELAY=%q: %w", name, v, err))
+			case !opts.setFlags["reboot-delay"]:
+				opts.RebootDelay = d
+			}
 		case "ROMONLY", "SOFTWAREONLY":
 			refuseYes("fleetup has no firmware-only or software-only selection yet: put only those components in the baseline")
 		case "FORCEALL", "FORCEFIRMWARE", "FORCEROM", "FORCESOFTWARE":
@@ -193,7 +215,6 @@ func applyInputOptions(env *Env, opts *deployOptions) error {
 		default:
 			// SILENT, IGNOREERRORS, IGNOREWARN, SKIPTARGET: fleetup never
 			// asks and always goes on with the other nodes.
-			// REBOOTMESSAGE, REBOOTDELAY: no reboot, no message.
 			// USELATEST: one version per component.
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -38,7 +39,9 @@ func TestTranslateHPSUM(t *testing.T) {
 		{name: "colon joins a value", args: []string{"/user:admin", "/target:198.18.1.2"}, want: []string{"--user=admin", "--target=198.18.1.2"}},
 		{name: "password joined with a colon refused", args: []string{"/passwd:secret"}, wantErr: "--password-file"},
 		{name: "password on argv refused", args: []string{"/target", "x", "/passwd", "secret"}, wantErr: "--password-file"},
-		{name: "reboot refused", args: []string{"/r"}, wantErr: "does not reboot"},
+		{name: "reboot options", args: []string{"/r", "/reboot_always", "/reboot_delay", "15", "/reboot_message", "bye now"},
+			want: []string{"--reboot", "--reboot-always", "--reboot-delay", "15", "--reboot-message", "bye now"}},
+		{name: "reboot delay joined", args: []string{"/reboot_delay=120"}, want: []string{"--reboot-delay=120"}},
 		{name: "romonly refused", args: []string{"/romonly"}, wantErr: "firmware-only"},
 		{name: "value missing", args: []string{"/target"}, wantErr: "/target needs a value"},
 		{name: "port value missing", args: []string{"/port"}, wantErr: "/port needs a value"},
@@ -150,8 +153,15 @@ func TestApplyInputOptions(t *testing.T) {
 			want: deployOptions{Downgrade: true}},
 		{name: "source path agrees with --baseline", options: "SOURCEPATH=/srv/base/\n", baseline: "/srv/base", want: deployOptions{Baseline: "/srv/base"}},
 		{name: "source path differs", options: "SOURCEPATH=/srv/other\n", baseline: "/srv/base", wantErr: "name different baselines"},
-		{name: "reboot asked", options: "REBOOTALLOWED=YES\n", wantErr: "does not reboot"},
-		{name: "reboot not asked", options: "REBOOTALLOWED=NO\nREBOOTDELAY=60\n"},
+		{name: "reboot asked", options: "REBOOTALLOWED=YES\nREBOOTALWAYS=NO\nREBOOTDELAY=90\nREBOOTMESSAGE=going down\n",
+			want: deployOptions{Reboot: true, RebootDelay: 90 * time.Second, RebootMessage: "going down"}},
+		{name: "reboot always", options: "REBOOTALWAYS=YES\n", want: deployOptions{RebootAlways: true}},
+		{name: "reboot flag wins", options: "REBOOTALLOWED=YES\nREBOOTDELAY=90\n", flags: map[string]bool{"reboot": true, "reboot-delay": true},
+			want: deployOptions{}},
+		{name: "reboot not asked", options: "REBOOTALLOWED=NO\nREBOOTDELAY=60\n", want: deployOptions{RebootDelay: time.Minute}},
+		{name: "reboot delay too short", options: "REBOOTDELAY=5\n", wantErr: "between 15s and 1h0m0s"},
+		{name: "reboot delay not a number", options: "REBOOTDELAY=soon\n", wantErr: "REBOOTDELAY"},
+		{name: "reboot bad yes/no", options: "REBOOTALLOWED=perhaps\n", wantErr: "want YES or NO"},
 		{name: "port in input file", options: "PORT=80\n", wantErr: "--config"},
 		{name: "bad yes/no", options: "DRYRUN=maybe\n", wantErr: `DRYRUN="maybe": want YES or NO`},
 		{name: "report dir warned", options: "REPORTDIR=/tmp/r\n", wantWarns: "REPORTDIR= ignored"},
@@ -180,9 +190,12 @@ func TestApplyInputOptions(t *testing.T) {
 			type result struct {
 				DryRun, Downgrade, Rewrite bool
 				Baseline                   string
+				Reboot, RebootAlways       bool
+				RebootDelay                time.Duration
+				RebootMessage              string
 			}
-			got := result{opts.DryRun, opts.Downgrade, opts.Rewrite, opts.Baseline}
-			want := result{tt.want.DryRun, tt.want.Downgrade, tt.want.Rewrite, tt.want.Baseline}
+			got := result{opts.DryRun, opts.Downgrade, opts.Rewrite, opts.Baseline, opts.Reboot, opts.RebootAlways, opts.RebootDelay, opts.RebootMessage}
+			want := result{tt.want.DryRun, tt.want.Downgrade, tt.want.Rewrite, tt.want.Baseline, tt.want.Reboot, tt.want.RebootAlways, tt.want.RebootDelay, tt.want.RebootMessage}
 			if want.Baseline == "" {
 				want.Baseline = tt.baseline
 			}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/orchestrator"
 )
@@ -73,6 +75,9 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 		tw.Flush()
 	}
 	for _, res := range results {
+		if res.FromRun != "" { // a resume's untouched node (cmd_deploy_resume.go)
+			fmt.Fprintf(r.w, "%s: %s in run %s: not touched again\n", res.Node, res.State, res.FromRun)
+		}
 		for _, c := range res.Components {
 			if c.Error != "" {
 				fmt.Fprintf(r.w, "%s: %s: %s\n", res.Node, c.ComponentID, c.Error)
@@ -86,6 +91,9 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 		}
 		if res.Cleanup != nil && !res.Cleanup.Empty() {
 			fmt.Fprintf(r.w, "%s: cleaned up: %s\n", res.Node, agent.Describe(res.Cleanup))
+		}
+		if line := rebootLine(res); line != "" {
+			fmt.Fprintf(r.w, "%s: %s\n", res.Node, line)
 		}
 	}
 	// The servers with several addresses, each address with its end.
@@ -114,6 +122,24 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 		}
 	}
 	fmt.Fprintf(r.w, "\n%d node(s): %s\n", len(results), strings.Join(parts, ", "))
+}
+
+// rebootLine says what a node's reboot did, or which of its components
+// wait for one ("" when neither).
+func rebootLine(res orchestrator.NodeResult) string {
+	if rb := res.Reboot; rb != nil && rb.Back {
+		return fmt.Sprintf("rebooted: back in %s with boot id %s (was %s)", rb.Duration.Round(time.Second), rb.BootIDAfter, rb.BootIDBefore)
+	}
+	if res.State != fleetup.StateRebootNeeded {
+		return ""
+	}
+	var ids []string
+	for _, c := range res.Components {
+		if c.RebootNeeded {
+			ids = append(ids, c.ComponentID)
+		}
+	}
+	return "not rebooted: a reboot completes " + strings.Join(ids, ", ") + " (fleetup reboots a node with --reboot)"
 }
 
 func anyComponents(rs []orchestrator.NodeResult) bool {
