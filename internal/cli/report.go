@@ -86,6 +86,9 @@ func (r *reporter) summary(results []orchestrator.NodeResult, inventory bool) {
 		if res.Error != "" {
 			fmt.Fprintf(r.w, "%s: %s\n", res.Node, res.Error)
 		}
+		for _, fd := range res.FailedDependencies {
+			fmt.Fprintf(r.w, "%s: failed dependency (%s): %s\n", res.Node, fd.Action, fd)
+		}
 		if res.CleanupError != "" {
 			fmt.Fprintf(r.w, "%s: %s\n", res.Node, res.CleanupError)
 		}

@@ -69,3 +69,16 @@ func TestServerOrderAndBMCUser(t *testing.T) {
 		t.Errorf("complete ssh = %+v, %v", st, err)
 	}
 }
+
+// TestSummaryFailedDependencies names each failed dependency and what was
+// done about it.
+func TestSummaryFailedDependencies(t *testing.T) {
+	var out bytes.Buffer
+	r := newReporter(&out, false)
+	r.summary([]orchestrator.NodeResult{{Node: "n1", State: fleetup.StateFailed, FailedDependencies: []orchestrator.FailedDependency{{
+		Component: "app", Requirement: fleetup.Requirement{ID: "base", Op: ">=", Version: "2.0"}, Why: "is installed at 1.0 on this node", Action: orchestrator.OmitComponent,
+	}}}}, false)
+	if want := "n1: failed dependency (omit-component): app requires base >= 2.0, which is installed at 1.0 on this node"; !strings.Contains(out.String(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, out.String())
+	}
+}
