@@ -88,7 +88,9 @@ func (d *Depot) serveGrant(w http.ResponseWriter, r *http.Request) {
 	g, ok := d.grants[token]
 	d.mu.Unlock()
 	if !ok || name != g.name {
-		d.log.Info("depot: unknown or revoked grant", "remote", r.RemoteAddr, "path", r.URL.Path)
+		// The token is the grant's only secret: a live one asked for under
+		// another name must not reach the log.
+		d.log.Info("depot: unknown or revoked grant", "remote", r.RemoteAddr, "path", GrantPrefix+"…/"+name)
 		http.Error(w, "no such file", http.StatusNotFound)
 		return
 	}

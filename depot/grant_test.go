@@ -1,11 +1,14 @@
 package depot
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -74,4 +77,47 @@ func TestGrant(t *testing.T) {
 	if _, err := fx.d.Grant("bmc1", fx.sum, "../x"); err == nil {
 		t.Errorf("grant with a path as name succeeded")
 	}
+}
+
+// TestGrantLogHidesToken: a request with a live token but another name
+// (or a revoked one) is logged without the token, the grant's secret.
+func TestGrantLogHidesToken(t *testing.T) {
+	fx := newFixture(t)
+	var logged syncBuffer
+	fx.d.log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	path, err := fx.d.Grant("bmc1", fx.sum, "ilo5_278.fwpkg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, _ := strings.Cut(strings.TrimPrefix(path, GrantPrefix), "/")
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(fx.d.HTTPPort()) + GrantPrefix + token + "/other.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("grant under another name = %d, want 404", resp.StatusCode)
+	}
+	if s := logged.String(); strings.Contains(s, token) || !strings.Contains(s, "unknown or revoked grant") {
+		t.Errorf("log of a refused grant:\n%s\nwant it without the token %s", s, token)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

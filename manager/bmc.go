@@ -54,13 +54,15 @@ func (b *BMCNode) Open(ctx context.Context, name string, run *Env) (agent.Agent,
 }
 
 // CancelGrace is how long a cancelled run waits for this BMC: a flash in
-// progress and the reset after it cannot be interrupted.
+// progress and the reset after it cannot be interrupted. The agent gives
+// the task and the read-back through the reset each the reset timeout,
+// and a minute to see the reset begin.
 func (b *BMCNode) CancelGrace() time.Duration {
 	t := b.ResetTimeout
 	if t <= 0 {
 		t = bmc.DefaultResetTimeout
 	}
-	return t + 2*time.Minute
+	return 2*t + 3*time.Minute
 }
 
 // depotFor is the manager's web server as one node sees it; nil before

@@ -3,14 +3,18 @@ package manager
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // A Rebooter is an Opener whose nodes fleetup can reboot (--reboot). The
@@ -148,13 +152,18 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// readBootID reads the node's boot id as the login user.
+// readBootID reads the node's boot id as the login user: the last line
+// the command printed, so that what the login's own scripts print before
+// it (a banner with the time, say) is not taken for a new boot id.
 func readBootID(ctx context.Context, conn transport.Conn) (string, error) {
 	var out, errOut transport.TailWriter
 	if err := conn.Run(ctx, bootIDCommand, nil, &out, &errOut); err != nil {
 		return "", fmt.Errorf("read the boot id: %w", err)
 	}
 	id := strings.TrimSpace(out.String())
+	if i := strings.LastIndexByte(id, '\n'); i >= 0 {
+		id = strings.TrimSpace(id[i+1:])
+	}
 	if id == "" {
 		return "", errors.New("read the boot id: the node printed none")
 	}
@@ -162,43 +171,121 @@ func readBootID(ctx context.Context, conn transport.Conn) (string, error) {
 }
 
 // asRoot runs rebootScript with act and msg as root: directly for a root
-// login, else through sudo, which reads SudoPassword on its standard input
-// (sudo -n, which never asks, when there is none).
+// login, else through sudo (sudo -n, which never asks, when there is no
+// SudoPassword). With a password, sudo prompts with a marker made for this
+// command (random, as the engine's sudo does), and the password is written
+// to its standard input only once that prompt is on standard error: a
+// program the login's own scripts start before sudo (or a sudo that does
+// not ask) never gets it. A second prompt (the password refused) closes
+// standard input, so sudo fails at once instead of waiting.
 func (p *POSIXNode) asRoot(ctx context.Context, conn transport.Conn, act, msg string) error {
 	cmd := "/bin/sh -c " + transport.ShellQuote(rebootScript) + " fleetup-reboot " + transport.ShellQuote(act) + " " + transport.ShellQuote(msg)
-	var stdin *bytes.Reader
-	if conn.User() != "root" {
-		sudo := `if [ -x /usr/bin/sudo ]; then SUDO=/usr/bin/sudo; else SUDO=/bin/sudo; fi; exec "$SUDO" `
-		if p.SudoPassword == nil {
-			cmd = sudo + "-n -- " + cmd
-		} else {
-			pw, err := p.SudoPassword()
-			if err != nil {
-				return fmt.Errorf("sudo password: %w", err)
-			}
-			stdin = bytes.NewReader(append(append([]byte(nil), pw...), '\n'))
-			for i := range pw {
-				pw[i] = 0
-			}
-			cmd = sudo + "-S -p '' -- " + cmd
-		}
-	} else {
-		cmd = "exec " + cmd
+	var errOut transport.TailWriter
+	if conn.User() == "root" {
+		return withStderr(conn.Run(ctx, "exec "+cmd, nil, nil, &errOut), &errOut)
 	}
-	var out, errOut transport.TailWriter
-	var err error
-	if stdin != nil {
-		err = conn.Run(ctx, cmd, stdin, &out, &errOut)
-	} else {
-		err = conn.Run(ctx, cmd, nil, &out, &errOut)
+	sudo := `if [ -x /usr/bin/sudo ]; then SUDO=/usr/bin/sudo; else SUDO=/bin/sudo; fi; exec "$SUDO" `
+	if p.SudoPassword == nil {
+		return withStderr(conn.Run(ctx, sudo+"-n -- "+cmd, nil, nil, &errOut), &errOut)
 	}
+	pw, err := p.SudoPassword()
 	if err != nil {
-		if s := strings.TrimSpace(errOut.String()); s != "" && !strings.Contains(err.Error(), s) {
-			return fmt.Errorf("%w: %s", err, s)
-		}
+		return fmt.Errorf("sudo password: %w", err)
+	}
+	answer := append(append([]byte(nil), pw...), '\n')
+	clear(pw)
+	defer clear(answer)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	prompt := wire.SudoPrompt + hex.EncodeToString(rnd[:]) + ":"
+	proc, err := conn.Start(ctx, sudo+"-S -p "+transport.ShellQuote(prompt)+" -- "+cmd)
+	if err != nil {
 		return err
 	}
-	return nil
+	defer proc.Close()
+	go func() { _, _ = io.Copy(io.Discard, proc.Stdout()) }()
+	prompts := make(chan struct{}, 4)
+	copied := make(chan struct{})
+	go func() {
+		watchPrompts(proc.Stderr(), &errOut, prompt, prompts)
+		close(copied)
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- proc.Wait() }()
+	stdin := proc.Stdin()
+	answered := false
+	for {
+		select {
+		case <-prompts:
+			if answered {
+				_ = stdin.Close() // refused: sudo reads EOF and fails
+				continue
+			}
+			answered = true
+			if _, err := stdin.Write(answer); err != nil {
+				_ = stdin.Close()
+			}
+		case err := <-waited:
+			select {
+			case <-copied:
+			case <-time.After(5 * time.Second):
+			}
+			return withStderr(err, &errOut)
+		case <-ctx.Done():
+			_ = proc.Close()
+			select {
+			case err := <-waited:
+				if err != nil {
+					return err
+				}
+			case <-time.After(10 * time.Second):
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// withStderr adds the end of the command's standard error to err, unless
+// err says it already.
+func withStderr(err error, errOut *transport.TailWriter) error {
+	if err == nil {
+		return nil
+	}
+	if s := strings.TrimSpace(errOut.String()); s != "" && !strings.Contains(err.Error(), s) {
+		return fmt.Errorf("%w: %s", err, s)
+	}
+	return err
+}
+
+// watchPrompts copies r into buf and signals prompts once for each
+// appearance of prompt in it, until r ends.
+func watchPrompts(r io.Reader, buf *transport.TailWriter, prompt string, prompts chan<- struct{}) {
+	b := make([]byte, 4096)
+	var pending []byte
+	for {
+		n, err := r.Read(b)
+		if n > 0 {
+			_, _ = buf.Write(b[:n])
+			pending = append(pending, b[:n]...)
+			for {
+				i := bytes.Index(pending, []byte(prompt))
+				if i < 0 {
+					break
+				}
+				pending = pending[i+len(prompt):]
+				select {
+				case prompts <- struct{}{}:
+				default:
+				}
+			}
+			if len(pending) > len(prompt) {
+				pending = pending[len(pending)-len(prompt):]
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // lostByReboot reports whether err is the connection ending because the

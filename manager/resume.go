@@ -50,7 +50,28 @@ func LoadResume(stateDir, id string) (*runstate.RunRecord, error) {
 	if rec.Options.DryRun {
 		return nil, fmt.Errorf("run %s was a dry run: it changed nothing, so there is nothing to resume (deploy without --dry-run)", rec.RunID)
 	}
+	if err := resumedBy(h, rec.RunID); err != nil {
+		return nil, err
+	}
 	return rec, nil
+}
+
+// resumedBy refuses a resume of run id while another run that resumes it
+// still runs: both would work on the same nodes, two engines installing on
+// each at once. (A resume of id that ended does not refuse it: its nodes
+// are probed again, and those it completed found up to date.) A record
+// that cannot be read is passed over.
+func resumedBy(h *runstate.History, id string) error {
+	recs, _ := h.List()
+	for _, r := range recs {
+		if r.Resumes != id {
+			continue
+		}
+		if l := r.Liveness(); l.Alive {
+			return fmt.Errorf("run %s is being resumed by run %s, which is still running (%s): wait for it to end, or cancel it, then resume %s", id, r.RunID, l.Reason, r.RunID)
+		}
+	}
+	return nil
 }
 
 // ComponentRefs are the components as the run history identifies them.

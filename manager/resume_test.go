@@ -217,3 +217,35 @@ func TestBaselineChanged(t *testing.T) {
 		t.Errorf("emptied baseline: %v", err)
 	}
 }
+
+// TestLoadResumeRefusesResumedRun: a run that another run still running
+// resumes is not resumed again (both would work on the same nodes); the
+// error names that run. Once it ended, the run may be resumed again.
+func TestLoadResumeRefusesResumedRun(t *testing.T) {
+	dir := t.TempDir()
+	h, err := runstate.OpenHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := runstate.RunOptions{Baseline: "/b", Targets: []runstate.RunTarget{{Target: "root@h:22"}}}
+	first, err := h.Begin(runstate.RunRecord{RunID: "20261202-000000-aaaaaa", Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.End()
+	if _, err := LoadResume(dir, "20261202-000000-aaaaaa"); err != nil {
+		t.Fatalf("a run nobody resumed: %v", err)
+	}
+	// A resume of it, still running (this process).
+	second, err := h.Begin(runstate.RunRecord{RunID: "20261202-000100-bbbbbb", Resumes: "20261202-000000-aaaaaa", Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadResume(dir, "20261202-000000-aaaaaa"); err == nil || !strings.Contains(err.Error(), "is being resumed by run 20261202-000100-bbbbbb") {
+		t.Errorf("a run being resumed: %v", err)
+	}
+	second.End()
+	if _, err := LoadResume(dir, "20261202-000000-aaaaaa"); err != nil {
+		t.Errorf("a run whose resume ended: %v", err)
+	}
+}

@@ -49,6 +49,11 @@ const (
 	DefaultRebootTimeout = 15 * time.Minute
 )
 
+// rebootSlack is what rebootNode allows a node's Reboot beyond its delay
+// and timeout (the connection before, the warning) before it gives up on
+// it; tests shorten it.
+var rebootSlack = 2 * time.Minute
+
 // RebootRequest is what a node's Reboot is asked to do.
 type RebootRequest struct {
 	// Delay between the warning to logged-in users and the reboot.
@@ -137,14 +142,25 @@ func rebootNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, res
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rr, err := n.Reboot(ctx, RebootRequest{
+	// The whole reboot (warning, delay, reboot, the wait for the node) is
+	// bounded here too, whatever Node.Reboot does with req.Timeout: a
+	// node whose commands hang (a stuck wall, a session that never ends)
+	// fails in state reboot instead of holding the run.
+	bound := ro.Delay + ro.Timeout + rebootSlack
+	rctx, rcancel := context.WithTimeout(ctx, bound)
+	rr, err := n.Reboot(rctx, RebootRequest{
 		Delay: ro.Delay, Message: ro.Message, Timeout: ro.Timeout,
 		Notice: func(msg string) { emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateReboot, Message: msg}) },
 	})
+	expired := rctx.Err() != nil && ctx.Err() == nil
+	rcancel()
 	res.Reboot = rr
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return nil, err
+		}
+		if expired && !errors.Is(err, ErrNotBack) {
+			return nil, fmt.Errorf("reboot: %w: the reboot did not end within %s (delay %s, timeout %s; last: %v)", ErrNotBack, bound, ro.Delay, ro.Timeout, err)
 		}
 		return nil, fmt.Errorf("reboot: %w", err)
 	}
@@ -198,6 +214,11 @@ func confirmVersions(ctx context.Context, opts Options, n Node, ag agent.Agent, 
 	}
 	if len(probes) != len(comps) {
 		return fmt.Errorf("the node answered %d probes for %d components after the reboot", len(probes), len(comps))
+	}
+	for k, c := range comps {
+		if probes[k].ComponentID != c.ID {
+			return fmt.Errorf("the node answered probe %d for %q, not %q, after the reboot", k, probes[k].ComponentID, c.ID)
+		}
 	}
 	for k, c := range comps {
 		cr := &res.Components[idx[k]]

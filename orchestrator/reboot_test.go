@@ -274,3 +274,73 @@ func (a *healthyBootAgent) Health(ctx context.Context, command string) (string, 
 	*a.order = append(*a.order, fmt.Sprintf("health after boot %d", a.node.boot))
 	return "", nil
 }
+
+// TestRebootHangBounded: a node whose Reboot never returns by itself (a
+// warning or reboot command that hangs, a Rebooter that ignores
+// req.Timeout) fails in state reboot once the delay, the timeout and the
+// slack are over, instead of holding the run for ever.
+func TestRebootHangBounded(t *testing.T) {
+	old := rebootSlack
+	rebootSlack = 50 * time.Millisecond
+	defer func() { rebootSlack = old }()
+	b := newBootNode()
+	node := Node{Name: "n", Open: b.Open, Reboot: func(ctx context.Context, req RebootRequest) (*RebootResult, error) {
+		<-ctx.Done() // hangs until its context ends
+		return &RebootResult{BootIDBefore: "boot-0"}, ctx.Err()
+	}}
+	done := make(chan []NodeResult, 1)
+	go func() {
+		done <- Run(context.Background(), Options{
+			Components: []*fleetup.Component{{ID: "kernel", Version: "6.1", VersionFormat: "dpkg", Reboot: true}},
+			Nodes:      []Node{node},
+			Reboot:     RebootOptions{Enabled: true, Delay: time.Millisecond, Timeout: 10 * time.Millisecond},
+		})
+	}()
+	select {
+	case res := <-done:
+		r := res[0]
+		if r.State != fleetup.StateFailed || r.FailedIn != fleetup.StateReboot || !strings.Contains(r.Error, ErrNotBack.Error()) {
+			t.Fatalf("state %s in %s: %q; want failed in reboot, not back", r.State, r.FailedIn, r.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a node whose reboot hangs held the run")
+	}
+}
+
+// swappedProbeAgent answers the probes after a reboot in reverse order.
+type swappedProbeAgent struct{ *bootAgent }
+
+func (a *swappedProbeAgent) Probe(ctx context.Context, comps []fleetup.Component) ([]fleetup.Probe, error) {
+	out, err := a.bootAgent.Probe(ctx, comps)
+	if a.node.boot > 0 {
+		for l, r := 0, len(out)-1; l < r; l, r = l+1, r-1 {
+			out[l], out[r] = out[r], out[l]
+		}
+	}
+	return out, err
+}
+
+// TestRebootProbesOutOfOrder: probes after the reboot that do not answer
+// for the components asked, in order, fail the node; they never confirm
+// one component with another's version (here the staged firmware that did
+// not activate would pass with the kernel's 1.0).
+func TestRebootProbesOutOfOrder(t *testing.T) {
+	b := newBootNode()
+	b.installed["fw"], b.installed["kernel"] = "0.9", "0.9"
+	b.staged["fw"] = true
+	node := Node{Name: "n", Open: func(ctx context.Context) (agent.Agent, error) {
+		a, _ := b.Open(ctx)
+		return &swappedProbeAgent{a.(*bootAgent)}, nil
+	}, Reboot: b.Reboot}
+	res := Run(context.Background(), Options{
+		Components: []*fleetup.Component{
+			{ID: "fw", Version: "1.0", VersionFormat: "dpkg", Reboot: true},
+			{ID: "kernel", Version: "1.0", VersionFormat: "dpkg", Reboot: true},
+		},
+		Nodes:  []Node{node},
+		Reboot: RebootOptions{Enabled: true, Delay: time.Millisecond},
+	})[0]
+	if res.State != fleetup.StateFailed || res.FailedIn != fleetup.StateReboot || !strings.Contains(res.Error, `answered probe 0 for "kernel", not "fw"`) {
+		t.Fatalf("state %s in %s: %q; want failed in reboot on the probes' order", res.State, res.FailedIn, res.Error)
+	}
+}

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fleetup/fleetup"
@@ -101,6 +102,10 @@ type Agent struct {
 	report    *wire.CleanupReport
 	closeErr  error
 	installMu sync.Mutex // one Install at a time
+	// resets counts the BMC's outages seen (during a task, or reading
+	// the version back), so that a reset already followed is not waited
+	// for again.
+	resets atomic.Int64
 }
 
 var _ agent.Agent = (*Agent)(nil)
@@ -198,11 +203,20 @@ type match struct {
 	what    string
 }
 
+// findTarget is the part of bi that c's targets name, or why a member it
+// names may not take it.
+//
+// An iDRAC lists the image it keeps for a rollback beside the running one,
+// with the same Name and SoftwareId ("Previous-25227-6.10.30.00__iDRAC..."
+// beside "Installed-25227-7.00.00.00__iDRAC..."): such a member is matched
+// by its id only, never by name or SoftwareId, or the rollback image's
+// version would pass for the installed one.
 func findTarget(c *fleetup.Component, bi *fleetup.BMCInventory) (*match, string) {
 	for _, t := range c.Targets {
 		for i := range bi.Firmware {
 			fw := &bi.Firmware[i]
-			if strings.EqualFold(t, fw.Name) || strings.EqualFold(t, fw.ID) || fw.SoftwareID != "" && strings.EqualFold(t, fw.SoftwareID) {
+			previous := len(fw.ID) >= len("Previous-") && strings.EqualFold(fw.ID[:len("Previous-")], "Previous-")
+			if strings.EqualFold(t, fw.ID) || !previous && (strings.EqualFold(t, fw.Name) || fw.SoftwareID != "" && strings.EqualFold(t, fw.SoftwareID)) {
 				if !fw.Updateable {
 					return nil, fmt.Sprintf("FirmwareInventory member %s (%s) is not updateable", fw.ID, fw.Name)
 				}
@@ -306,7 +320,13 @@ func (a *Agent) Install(ctx context.Context, req wire.InstallRequest, emit func(
 			res[i].Error = err.Error()
 			emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseFailed, Message: err.Error()})
 			if ctx.Err() != nil {
-				// The caller gave up on the BMC: what it does now is not known.
+				// The caller gave up on the BMC: what it does now is not
+				// known. The items after this one did not start.
+				for j := i + 1; j < len(req.Items); j++ {
+					n := req.Items[j]
+					res[j] = fleetup.ComponentResult{ComponentID: n.Component.ID, Version: n.Component.Version, Installed: n.Installed, Action: n.Action,
+						Phase: fleetup.PhaseSkipped, Reason: "not started: the BMC was given up on during " + c.ID}
+				}
 				return res, fmt.Errorf("%s: %w", c.ID, err)
 			}
 			continue
@@ -334,7 +354,7 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 	if err != nil {
 		return "", err
 	}
-	outages := a.outages()
+	outages := a.resets.Load()
 	// The BMC's messages may quote the ImageURI: its secret never goes
 	// further than the BMC.
 	var secret string
@@ -345,6 +365,9 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 		return strings.ReplaceAll(msg, secret, "…")
 	}
 	progress := func(p redfish.Progress) {
+		if p.Resetting {
+			a.resets.Add(1)
+		}
 		msg := p.State
 		if p.Percent >= 0 {
 			msg += fmt.Sprintf(" %d%%", p.Percent)
@@ -364,6 +387,11 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 		if err == nil {
 			emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseVerify, Message: "the BMC checks the image"})
 			err = a.wait(ctx, c, job, progress, emit)
+			if served := a.opts.Depot.Served(grantPath(url)); err == nil && served < c.Size {
+				// The BMC said nothing of the update's end and did not
+				// fetch the image: it was not flashed from it.
+				err = fmt.Errorf("the BMC ended the update without fetching the image (%d of %d bytes served)", served, c.Size)
+			}
 		}
 		if err != nil {
 			served := a.opts.Depot.Served(grantPath(url))
@@ -391,21 +419,12 @@ func (a *Agent) flash(ctx context.Context, c *fleetup.Component, emit func(fleet
 	if err != nil {
 		return after, err
 	}
-	if a.outages() == outages && a.ownFirmwareChanged(ctx, bi) {
+	if a.resets.Load() == outages && a.ownFirmwareChanged(ctx, bi) {
 		// The BMC's own firmware changed and the BMC has not reset yet:
 		// it will, and nothing else may start before it is back.
 		return a.settle(ctx, c, after, emit)
 	}
 	return after, nil
-}
-
-// outages is how often the client saw the BMC go away (its resets);
-// 0 when the client does not count them.
-func (a *Agent) outages() int {
-	if oc, ok := any(a.client).(interface{ Outages() int }); ok {
-		return oc.Outages()
-	}
-	return 0
 }
 
 // ownFirmwareChanged reports whether the BMC's own firmware version is no
@@ -574,8 +593,31 @@ func (a *Agent) push(ctx context.Context, c *fleetup.Component, caps *redfish.Ca
 // wait follows job to its end. A BMC that forgot the job in its reset
 // (OpenBMC's tasks do not survive one; an iLO back at Idle) has not said
 // how it ended: the version read back decides.
+//
+// The BMC's task gets the reset timeout as a whole, not only per outage:
+// a task that never ends (an iDRAC job Scheduled until the host reboots,
+// a BMC stuck at some percentage) fails the image, naming the state it
+// stayed in, instead of holding the node for ever.
 func (a *Agent) wait(ctx context.Context, c *fleetup.Component, job *redfish.Job, progress func(redfish.Progress), emit func(fleetup.Event)) error {
-	err := a.client.Wait(ctx, job, a.opts.ResetTimeout, progress)
+	wctx, cancel := context.WithTimeout(ctx, a.opts.ResetTimeout)
+	defer cancel()
+	last := ""
+	err := a.client.Wait(wctx, job, a.opts.ResetTimeout, func(p redfish.Progress) {
+		if p.State != "" {
+			last = p.State
+		}
+		progress(p)
+	})
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		what := "the BMC's update"
+		if job.ID != "" {
+			what += " (job " + job.ID + ")"
+		}
+		if last == "" {
+			return fmt.Errorf("%s did not end within %s", what, a.opts.ResetTimeout)
+		}
+		return fmt.Errorf("%s did not end within %s: it still says %s", what, a.opts.ResetTimeout, last)
+	}
 	if errors.Is(err, redfish.ErrOutcomeUnknown) {
 		emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: err.Error() + "; reading the version back"})
 		return nil
@@ -594,11 +636,12 @@ func (a *Agent) readBack(ctx context.Context, c *fleetup.Component, emit func(fl
 	}
 	var last string
 	var lastErr error
-	said := false
+	said, matched := false, false
 	for {
 		bi, err := a.client.Inventory(ctx)
 		if err == nil {
 			if m, _ := findTarget(c, bi); m != nil {
+				matched = true
 				last = m.version
 				if m.version == c.Version {
 					return m.version, nil
@@ -610,6 +653,7 @@ func (a *Agent) readBack(ctx context.Context, c *fleetup.Component, emit func(fl
 				return last, err
 			}
 			if !said {
+				a.resets.Add(1)
 				emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: "waiting for the BMC to come back after its reset"})
 				said = true
 			}
@@ -639,6 +683,9 @@ func (a *Agent) readBack(ctx context.Context, c *fleetup.Component, emit func(fl
 	}
 	if last == "" && lastErr != nil {
 		return "", fmt.Errorf("the BMC did not come back within %s after the update: %w", a.opts.ResetTimeout, lastErr)
+	}
+	if !matched {
+		return "", fmt.Errorf("no FirmwareInventory member matches the image's targets %q after the update (an iDRAC's member ids carry their version: target the SoftwareId or the name)", c.Targets)
 	}
 	return last, fmt.Errorf("the BMC reports version %s, not %s, %s after the update (the image was taken but is not active)", last, c.Version, a.opts.ResetTimeout)
 }

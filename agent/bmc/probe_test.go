@@ -67,6 +67,30 @@ func TestProbe(t *testing.T) {
 	}
 }
 
+// TestProbeIDRACPrevious: an iDRAC's rollback image (a "Previous-"
+// member, listed first here) is not taken for the installed firmware.
+func TestProbeIDRACPrevious(t *testing.T) {
+	const name = "Integrated Dell Remote Access Controller"
+	bi := &fleetup.BMCInventory{
+		Manager: fleetup.BMCManager{ID: "iDRAC.Embedded.1", Model: "16G Monolithic", FirmwareVersion: "7.00.00.00"},
+		Firmware: []fleetup.Firmware{
+			{ID: "Previous-25227-6.10.30.00__iDRAC.Embedded.1-1", Name: name, Version: "6.10.30.00", SoftwareID: "25227", Updateable: true},
+			{ID: "Installed-25227-7.00.00.00__iDRAC.Embedded.1-1", Name: name, Version: "7.00.00.00", SoftwareID: "25227", Updateable: true},
+		},
+	}
+	for _, target := range []string{name, "25227"} {
+		c := &fleetup.Component{ID: "c", Kind: fleetup.KindBMC, Version: "7.10.00.00", Targets: []string{target}}
+		if p := probe(c, bi); !p.Applicable || p.Installed != "7.00.00.00" || !strings.Contains(p.Reason, "Installed-") {
+			t.Errorf("probe by %q = %+v, want the installed 7.00.00.00", target, p)
+		}
+	}
+	// By its id, the rollback image is still what the user named.
+	c := &fleetup.Component{ID: "c", Kind: fleetup.KindBMC, Version: "7.10.00.00", Targets: []string{bi.Firmware[0].ID}}
+	if p := probe(c, bi); !p.Applicable || p.Installed != "6.10.30.00" {
+		t.Errorf("probe by the Previous- id = %+v", p)
+	}
+}
+
 func TestRedactGrant(t *testing.T) {
 	u := "https://[fd42:5e:0:2::1]:63002/v1/grants/0123456789abcdef0123456789abcdef/ilo5.bin"
 	if got := redactGrant(u); got != "https://[fd42:5e:0:2::1]:63002/v1/grants/…/ilo5.bin" {
