@@ -88,6 +88,9 @@ type Node struct {
 	// its node that long to finish after a cancel.
 	Server string
 	Opener Opener
+	// RebootPending is set by a resume for a node whose earlier run
+	// installed what needs a reboot and did not finish the reboot.
+	RebootPending string
 }
 
 // An Opener reaches one kind of node and returns its agent (for a Linux
@@ -272,7 +275,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if g, ok := n.Opener.(interface{ CancelGrace() time.Duration }); ok {
 			grace = g.CancelGrace()
 		}
-		node := orchestrator.Node{Name: n.Name, Server: n.Server, CancelGrace: grace, Open: func(ctx context.Context) (agent.Agent, error) {
+		node := orchestrator.Node{Name: n.Name, Server: n.Server, CancelGrace: grace, RebootPending: n.RebootPending, Open: func(ctx context.Context) (agent.Agent, error) {
 			a, err := n.Opener.Open(ctx, n.Name, env)
 			if err != nil {
 				return nil, err // never a typed nil as an Agent

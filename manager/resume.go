@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,6 +152,10 @@ func planResume(rec *runstate.RunRecord, nodes []Node, emit func(fleetup.Event))
 				why = " (" + o.Error + ")"
 			}
 			emit(fleetup.Event{Time: now, Node: n.Name, Message: fmt.Sprintf("%s in run %s at %s%s: worked on again", how, from, when, why)})
+			if p := rebootPending(o, from); p != "" {
+				n.RebootPending = p
+				emit(fleetup.Event{Time: now, Node: n.Name, Message: p + ": it is rebooted if this run reboots nodes (--reboot)"})
+			}
 		default:
 			emit(fleetup.Event{Time: now, Node: n.Name, Message: fmt.Sprintf("had not ended when run %s stopped: worked on again", rec.RunID)})
 		}
@@ -159,6 +164,22 @@ func planResume(rec *runstate.RunRecord, nodes []Node, emit func(fleetup.Event))
 	emit(fleetup.Event{Time: now, Message: fmt.Sprintf("resuming run %s (begun %s): %d of its %d node(s) ended complete or reboot-needed and are not touched again; %d to work on",
 		rec.RunID, rec.Started.Local().Format(time.RFC3339), len(kept), len(nodes), len(work))})
 	return work, kept
+}
+
+// rebootPending says why a node the earlier run did not end well still
+// needs a reboot: it installed components that need one (and the node's
+// reboot, if any, did not finish); "" when none.
+func rebootPending(o runstate.NodeOutcome, from string) string {
+	var ids []string
+	for _, c := range o.Components {
+		if c.RebootNeeded && c.Phase == string(fleetup.PhaseInstalled) {
+			ids = append(ids, c.ID)
+		}
+	}
+	if len(ids) == 0 || o.FailedIn == string(fleetup.StateHealth) {
+		return "" // nothing to reboot for, or the health check came after the reboot
+	}
+	return fmt.Sprintf("run %s installed %s, which need(s) a reboot, and the node was not rebooted", from, strings.Join(ids, ", "))
 }
 
 // keptResult is the result, in a resumed run, of a node an earlier run

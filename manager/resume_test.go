@@ -249,3 +249,21 @@ func TestLoadResumeRefusesResumedRun(t *testing.T) {
 		t.Errorf("a run whose resume ended: %v", err)
 	}
 }
+
+// TestRebootPendingFromRecord: a node whose earlier run installed what
+// needs a reboot and ended badly still needs it; one that failed its
+// health check (after the reboot) or installed nothing needing one does
+// not.
+func TestRebootPendingFromRecord(t *testing.T) {
+	kernel := runstate.ComponentOutcome{ID: "kernel", Phase: "installed", RebootNeeded: true}
+	plain := runstate.ComponentOutcome{ID: "motd", Phase: "installed"}
+	if p := rebootPending(runstate.NodeOutcome{State: "cancelled", FailedIn: "reboot", Components: []runstate.ComponentOutcome{plain, kernel}}, "X"); !strings.Contains(p, "run X installed kernel") {
+		t.Errorf("cancelled reboot: %q", p)
+	}
+	if p := rebootPending(runstate.NodeOutcome{State: "failed", FailedIn: "health", Components: []runstate.ComponentOutcome{kernel}}, "X"); p != "" {
+		t.Errorf("failed health check: %q, want none", p)
+	}
+	if p := rebootPending(runstate.NodeOutcome{State: "failed", FailedIn: "deploy", Components: []runstate.ComponentOutcome{plain}}, "X"); p != "" {
+		t.Errorf("nothing needing a reboot: %q, want none", p)
+	}
+}

@@ -41,6 +41,11 @@ type Node struct {
 	// new boot id, or fails (reboot.go); the run has closed on the node
 	// before. Nil: the node cannot be rebooted by fleetup (a BMC).
 	Reboot func(ctx context.Context, req RebootRequest) (*RebootResult, error)
+	// RebootPending says why the node still needs a reboot an earlier run
+	// did not finish (a resumed run's node whose reboot was cancelled or
+	// did not come back): with reboots on, it is rebooted even when this
+	// run installs nothing on it.
+	RebootPending string
 }
 
 // Options configure a run.
@@ -276,7 +281,12 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 	items = deps.items
 	// End of dependencies.
 	if opts.DryRun || len(items) == 0 {
-		return finish(ctx, opts, n, res, ag, deps.settle(ctx, &res, nil))
+		err := deps.settle(ctx, &res, nil)
+		if err == nil && !opts.DryRun && wantsReboot(ctx, opts, n, res.Components) {
+			emit(opts, fleetup.Event{Node: n.Name, State: fleetup.StateReboot, Message: n.RebootPending + ": rebooting it now"})
+			ag, err = rebootNode(ctx, opts, n, agp, &res, state) // reboot.go
+		}
+		return finish(ctx, opts, n, res, ag, err)
 	}
 	if ctx.Err() != nil {
 		return finish(ctx, opts, n, res, ag, nil)
@@ -295,7 +305,7 @@ func runNode(ctx context.Context, opts Options, n Node, agp *agent.Agent, phase 
 		}
 	}
 	runErr = deps.settle(ctx, &res, runErr) // what the deploy did to dependencies (deps.go)
-	if runErr == nil && wantsReboot(ctx, opts, res.Components) {
+	if runErr == nil && wantsReboot(ctx, opts, n, res.Components) {
 		ag, runErr = rebootNode(ctx, opts, n, agp, &res, state) // reboot.go
 	}
 	if runErr == nil && wantsHealth(ctx, opts, res.Components) {

@@ -85,7 +85,7 @@ var ErrNotBack = errors.New("the node did not come back from its reboot in time"
 // wantsReboot reports whether a node whose deploy gave comps is to be
 // rebooted: --reboot and a component installed that needs it, or
 // --reboot-always; never when a component failed or the run is cancelled.
-func wantsReboot(ctx context.Context, opts Options, comps []fleetup.ComponentResult) bool {
+func wantsReboot(ctx context.Context, opts Options, n Node, comps []fleetup.ComponentResult) bool {
 	if !opts.Reboot.Enabled && !opts.Reboot.Always || ctx.Err() != nil {
 		return false
 	}
@@ -98,6 +98,9 @@ func wantsReboot(ctx context.Context, opts Options, comps []fleetup.ComponentRes
 			installed = true
 			needed = needed || c.RebootNeeded
 		}
+	}
+	if n.RebootPending != "" && opts.Reboot.Enabled {
+		return true // an earlier run's reboot that did not finish
 	}
 	return installed && (needed || opts.Reboot.Always)
 }

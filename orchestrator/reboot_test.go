@@ -344,3 +344,23 @@ func TestRebootProbesOutOfOrder(t *testing.T) {
 		t.Fatalf("state %s in %s: %q; want failed in reboot on the probes' order", res.State, res.FailedIn, res.Error)
 	}
 }
+
+// TestRebootPending reboots a node an earlier run left needing a reboot,
+// though this run installs nothing on it; without --reboot it is not.
+func TestRebootPending(t *testing.T) {
+	needs := &fleetup.Component{ID: "kernel", Version: "6.1", VersionFormat: "dpkg", Reboot: true}
+	for _, enabled := range []bool{true, false} {
+		b := newBootNode()
+		b.installed["kernel"] = "6.1" // the earlier run installed it
+		node := Node{Name: "n", Open: b.Open, Reboot: b.Reboot, RebootPending: "run X installed kernel, which need(s) a reboot, and the node was not rebooted"}
+		res := Run(context.Background(), Options{Components: []*fleetup.Component{needs}, Nodes: []Node{node},
+			Reboot: RebootOptions{Enabled: enabled, Delay: time.Millisecond}})[0]
+		want := 0
+		if enabled {
+			want = 1
+		}
+		if res.State != fleetup.StateComplete || b.reboots != want || b.open != 0 {
+			t.Errorf("reboot %v: state %s (%s), %d reboot(s), %d agent(s) open; want complete, %d reboot(s)", enabled, res.State, res.Error, b.reboots, b.open, want)
+		}
+	}
+}
