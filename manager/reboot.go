@@ -101,8 +101,12 @@ func (p *POSIXNode) Reboot(ctx context.Context, name string, run *Env, req orche
 		msg += ": " + req.Message
 	}
 	start := time.Now()
-	if err := p.asRoot(ctx, conn, "reboot", msg); err != nil && !lostByReboot(err) {
-		return res, fmt.Errorf("ask for the reboot: %w", err)
+	var asked error // the reboot command's error, when the session ended without an exit status
+	if err := p.asRoot(ctx, conn, "reboot", msg); err != nil {
+		if !lostByReboot(err) {
+			return res, fmt.Errorf("ask for the reboot: %w", err)
+		}
+		asked = err
 	}
 	conn.Close()
 	conn = nil
@@ -135,6 +139,11 @@ func (p *POSIXNode) Reboot(ctx context.Context, name string, run *Env, req orche
 		}
 		last = err
 		if !time.Now().Add(time.Second).Before(deadline) {
+			if asked != nil && strings.Contains(fmt.Sprint(last), "still answers with boot id") {
+				// The node never went down: the reboot command may not
+				// have run at all.
+				return res, fmt.Errorf("%w: the node never went down within %s: the reboot may not have been asked (the reboot command's session ended with: %v)", orchestrator.ErrNotBack, req.Timeout, asked)
+			}
 			return res, fmt.Errorf("%w: not back within %s (last: %v)", orchestrator.ErrNotBack, req.Timeout, last)
 		}
 		select {
