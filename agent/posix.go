@@ -161,12 +161,17 @@ func (s *posixSession) notice(msg string) { s.spec.notice(msg) }
 // prompt is the session's sudo prompt: fleetup's marker and a random
 // part made once per session.
 func (s *posixSession) prompt() string {
-	s.promptOnce.Do(func() {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		s.promptText = wire.SudoPrompt + hex.EncodeToString(b[:]) + ":"
-	})
+	s.promptOnce.Do(func() { s.promptText = NewSudoPrompt() })
 	return s.promptText
+}
+
+// NewSudoPrompt is a sudo prompt for one session: fleetup's marker and a
+// random part, so that nothing but that session's sudo can ask for the
+// password (see WatchPrompts).
+func NewSudoPrompt() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return wire.SudoPrompt + hex.EncodeToString(b[:]) + ":"
 }
 
 // engineCommand is the shell command that runs rootScript as root
@@ -225,7 +230,7 @@ func (s *posixSession) launch(ctx context.Context, args, sum string) error {
 	s.stderrDone = make(chan struct{})
 	go func() {
 		defer close(s.stderrDone)
-		readStderr(p.Stderr(), &s.stderr, s.prompt(), prompts)
+		WatchPrompts(p.Stderr(), &s.stderr, s.prompt(), prompts)
 	}()
 	stdout := bufio.NewReaderSize(p.Stdout(), 64<<10)
 	if scouting {
@@ -805,9 +810,11 @@ func readStdout(stdout io.Reader, hello chan<- error, lines chan<- []byte) {
 	}
 }
 
-// readStderr keeps the tail of the session's stderr in buf and signals
-// prompts for each sudo prompt marker in it.
-func readStderr(stderr io.Reader, buf *transport.TailWriter, prompt string, prompts chan<- struct{}) {
+// WatchPrompts keeps the tail of a session's stderr in buf and signals
+// prompts (without blocking) for each appearance of the session's sudo
+// prompt in it, until stderr ends: the password is written to sudo only
+// then.
+func WatchPrompts(stderr io.Reader, buf *transport.TailWriter, prompt string, prompts chan<- struct{}) {
 	b := make([]byte, 4096)
 	var pending []byte
 	for {

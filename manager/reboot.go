@@ -1,20 +1,17 @@
 package manager
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
-	"github.com/fleetup/fleetup/wire"
 )
 
 // A Rebooter is an Opener whose nodes fleetup can reboot (--reboot). The
@@ -204,9 +201,7 @@ func (p *POSIXNode) asRoot(ctx context.Context, conn transport.Conn, act, msg st
 	answer := append(append([]byte(nil), pw...), '\n')
 	clear(pw)
 	defer clear(answer)
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	prompt := wire.SudoPrompt + hex.EncodeToString(rnd[:]) + ":"
+	prompt := agent.NewSudoPrompt()
 	proc, err := conn.Start(ctx, sudo+"-S -p "+transport.ShellQuote(prompt)+" -- "+cmd)
 	if err != nil {
 		return err
@@ -216,7 +211,7 @@ func (p *POSIXNode) asRoot(ctx context.Context, conn transport.Conn, act, msg st
 	prompts := make(chan struct{}, 4)
 	copied := make(chan struct{})
 	go func() {
-		watchPrompts(proc.Stderr(), &errOut, prompt, prompts)
+		agent.WatchPrompts(proc.Stderr(), &errOut, prompt, prompts)
 		close(copied)
 	}()
 	waited := make(chan error, 1)
@@ -264,37 +259,6 @@ func withStderr(err error, errOut *transport.TailWriter) error {
 		return fmt.Errorf("%w: %s", err, s)
 	}
 	return err
-}
-
-// watchPrompts copies r into buf and signals prompts once for each
-// appearance of prompt in it, until r ends.
-func watchPrompts(r io.Reader, buf *transport.TailWriter, prompt string, prompts chan<- struct{}) {
-	b := make([]byte, 4096)
-	var pending []byte
-	for {
-		n, err := r.Read(b)
-		if n > 0 {
-			_, _ = buf.Write(b[:n])
-			pending = append(pending, b[:n]...)
-			for {
-				i := bytes.Index(pending, []byte(prompt))
-				if i < 0 {
-					break
-				}
-				pending = pending[i+len(prompt):]
-				select {
-				case prompts <- struct{}{}:
-				default:
-				}
-			}
-			if len(pending) > len(prompt) {
-				pending = pending[len(pending)-len(prompt):]
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // lostByReboot reports whether err is the connection ending because the
