@@ -311,36 +311,14 @@ func (h *History) Load(id string) (*RunRecord, error) {
 // latest is the record begun last. A file that cannot be read is an
 // error, naming it: it might be the latest run.
 func (h *History) latest() (*RunRecord, error) {
-	entries, err := os.ReadDir(h.dir)
+	recs, err := h.List()
 	if err != nil {
-		return nil, fmt.Errorf("run history: %w", err)
+		return nil, fmt.Errorf("run history: cannot tell the latest run: %w", err)
 	}
-	var best *RunRecord
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || !strings.HasSuffix(name, ".json") || e.IsDir() {
-			continue
-		}
-		rec, err := readRecord(filepath.Join(h.dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if best == nil || rec.Started.After(best.Started) || rec.Started.Equal(best.Started) && rec.RunID > best.RunID {
-			best = rec
-		}
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("run history: cannot tell the latest run: %w", errors.Join(errs...))
-	}
-	if best == nil {
+	if len(recs) == 0 {
 		return nil, fmt.Errorf("latest run: %w in %s", ErrRunNotRecorded, h.dir)
 	}
-	return best, nil
+	return recs[len(recs)-1], nil
 }
 
 // List returns every record, oldest first, and an error naming every
