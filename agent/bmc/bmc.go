@@ -440,30 +440,19 @@ func (a *Agent) ownFirmwareChanged(ctx context.Context, before *fleetup.BMCInven
 // is waited for and read back again.
 func (a *Agent) settle(ctx context.Context, c *fleetup.Component, version string, emit func(fleetup.Event)) (string, error) {
 	window := min(a.opts.ResetTimeout, time.Minute)
-	poll := a.opts.Poll
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
 	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: fmt.Sprintf("the BMC's own firmware changed: waiting up to %s for it to reset into it", window)})
-	deadline := time.Now().Add(window)
-	for time.Now().Before(deadline) {
-		if _, err := a.client.Inventory(ctx); err != nil {
-			if ctx.Err() != nil {
-				return version, ctx.Err()
-			}
-			emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: "the BMC resets; waiting for it to come back"})
-			return a.readBack(ctx, c, emit)
-		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return version, ctx.Err()
-		case <-t.C:
-		}
+	reset, err := a.client.WaitReset(ctx, window, a.opts.ResetTimeout)
+	switch {
+	case ctx.Err() != nil:
+		return version, ctx.Err()
+	case err == nil && !reset:
+		emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: fmt.Sprintf("the BMC did not reset within %s; going on", window)})
+		return version, nil
 	}
-	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: fmt.Sprintf("the BMC did not reset within %s; going on", window)})
-	return version, nil
+	// It reset (or answered oddly): what it runs now is read back.
+	a.resets.Add(1)
+	emit(fleetup.Event{Component: c.ID, Phase: fleetup.PhaseInstall, Message: "the BMC reset; reading the version back"})
+	return a.readBack(ctx, c, emit)
 }
 
 func canPush(caps *redfish.Capabilities) bool {
