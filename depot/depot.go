@@ -101,6 +101,13 @@ type Depot struct {
 	httpPort, httpsPort int
 	servers             []*http.Server
 	wg                  sync.WaitGroup
+
+	// host is set for a depot served on a Host's ports (Attach), with
+	// the server name the run's engines send and the handlers of its
+	// http and https port.
+	host       *Host
+	serverName string
+	handlers   [2]http.Handler
 }
 
 type blob struct {
@@ -265,69 +272,9 @@ func (d *Depot) Start(ctx context.Context) error {
 	if d.opts.TLS != nil {
 		plans = append(plans, &listenPlan{what: "https", port: d.opts.HTTPSPort, explicit: d.opts.HTTPSPortExplicit})
 	}
-	closeAll := func() {
-		for _, p := range plans {
-			if p.ln != nil {
-				p.ln.Close()
-			}
-		}
-	}
-	var notices []string
-	// Explicit ports first: they cannot move, the default ones can.
-	for _, p := range plans {
-		if !p.explicit {
-			continue
-		}
-		ln, err := listenDual(ctx, p.port)
-		if err != nil {
-			closeAll()
-			if pe := InUse(p.what, p.port, err); pe != nil {
-				return pe
-			}
-			return fmt.Errorf("depot: listen on %s port %d: %w", p.what, p.port, err)
-		}
-		p.ln = ln
-	}
-	for _, p := range plans {
-		if p.explicit {
-			continue
-		}
-		reserved := map[int]bool{}
-		for _, o := range plans {
-			if o == p {
-				continue
-			}
-			if o.ln != nil {
-				reserved[portOf(o.ln)] = true
-			} else {
-				reserved[o.port] = true // a default port not bound yet keeps its own
-			}
-		}
-		var lastErr error
-		for port := p.port; port <= p.port+MaxPortMoves && port <= 65535; port++ {
-			if reserved[port] {
-				continue
-			}
-			ln, err := listenDual(ctx, port)
-			if err == nil {
-				p.ln = ln
-				break
-			}
-			if !isAddrInUse(err) {
-				closeAll()
-				return fmt.Errorf("depot: listen on %s port %d: %w", p.what, port, err)
-			}
-			lastErr = err
-		}
-		if p.ln == nil {
-			closeAll()
-			return fmt.Errorf("depot: %s port %d and the next %d ports are in use: %w", p.what, p.port, MaxPortMoves, lastErr)
-		}
-		if got := portOf(p.ln); got != p.port {
-			n := fmt.Sprintf("%s port %d is in use; using %d", p.what, p.port, got)
-			notices = append(notices, n)
-			d.log.Warn(n)
-		}
+	notices, err := bindPlans(ctx, plans, d.log)
+	if err != nil {
+		return err
 	}
 
 	errLog := slog.NewLogLogger(d.log.Handler(), slog.LevelInfo)
@@ -358,6 +305,78 @@ func (d *Depot) Start(ctx context.Context) error {
 	return nil
 }
 
+// bindPlans binds every plan's port, explicit ports first: they cannot
+// move, the default ones can. It returns the notices of moved ports; on
+// error nothing is left bound.
+func bindPlans(ctx context.Context, plans []*listenPlan, log *slog.Logger) ([]string, error) {
+	closeAll := func() {
+		for _, p := range plans {
+			if p.ln != nil {
+				p.ln.Close()
+			}
+		}
+	}
+	var notices []string
+	// Explicit ports first: they cannot move, the default ones can.
+	for _, p := range plans {
+		if !p.explicit {
+			continue
+		}
+		ln, err := listenDual(ctx, p.port)
+		if err != nil {
+			closeAll()
+			if pe := InUse(p.what, p.port, err); pe != nil {
+				return nil, pe
+			}
+			return nil, fmt.Errorf("depot: listen on %s port %d: %w", p.what, p.port, err)
+		}
+		p.ln = ln
+	}
+	for _, p := range plans {
+		if p.explicit {
+			continue
+		}
+		reserved := map[int]bool{}
+		for _, o := range plans {
+			if o == p {
+				continue
+			}
+			if o.ln != nil {
+				reserved[portOf(o.ln)] = true
+			} else {
+				reserved[o.port] = true // a default port not bound yet keeps its own
+			}
+		}
+		var lastErr error
+		for port := p.port; port <= p.port+MaxPortMoves && port <= 65535; port++ {
+			if reserved[port] {
+				continue
+			}
+			ln, err := listenDual(ctx, port)
+			if err == nil {
+				p.ln = ln
+				break
+			}
+			if !isAddrInUse(err) {
+				closeAll()
+				return nil, fmt.Errorf("depot: listen on %s port %d: %w", p.what, port, err)
+			}
+			lastErr = err
+		}
+		if p.ln == nil {
+			closeAll()
+			return nil, fmt.Errorf("depot: %s port %d and the next %d ports are in use: %w", p.what, p.port, MaxPortMoves, lastErr)
+		}
+		if got := portOf(p.ln); got != p.port {
+			n := fmt.Sprintf("%s port %d is in use; using %d", p.what, p.port, got)
+			notices = append(notices, n)
+			log.Warn(n)
+		}
+	}
+
+	return notices, nil
+}
+
 func (d *Depot) serve(p *listenPlan, serve func() error) {
 	defer d.wg.Done()
 	if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -378,7 +397,12 @@ func (d *Depot) Close(ctx context.Context) error {
 	}
 	d.state = stateClosed
 	servers := d.servers
+	host := d.host
 	d.mu.Unlock()
+	if host != nil {
+		host.detach(d)
+		return nil
+	}
 
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup

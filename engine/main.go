@@ -270,7 +270,7 @@ func (e *engine) start() (*wire.Ready, *wire.CleanupReport, error) {
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
-		ServerName:   "fleetup-manager",
+		ServerName:   wire.DepotServerName(cfg.RunID),
 	}
 
 	ln, port, moved, err := listen(cfg)

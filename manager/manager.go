@@ -23,6 +23,7 @@ import (
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/runstate"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // Options configure a run.
@@ -34,6 +35,10 @@ type Options struct {
 	Nodes []Node
 	// Ports are the manager's port settings (http, https, FTP, firewall).
 	Ports *config.Config
+	// Host, when set, holds the http and https ports for a manager that
+	// outlives its runs (`fleetup serve`): the run's web server attaches
+	// to it instead of binding Ports' http and https ports itself.
+	Host *depot.Host
 	// StateDir holds the crash journal and the FTP credentials
 	// (runstate.DefaultDir() when empty).
 	StateDir string
@@ -221,14 +226,14 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	// The manager's side: its web server for remote nodes, FTP for
 	// switches, and its own firewall. Each is undone when the run ends,
 	// also when it was cancelled.
-	srv := &servers{runID: opts.RunID, stateDir: stateDir, ports: opts.Ports, notice: notice}
+	srv := &servers{runID: opts.RunID, stateDir: stateDir, ports: opts.Ports, host: opts.Host, notice: notice}
 	defer srv.close(ctx)
 	if len(opts.Nodes) > 0 {
 		ca, err := pki.NewCA(opts.RunID)
 		if err != nil {
 			return nil, err
 		}
-		mgr, err := ca.Issue(pki.ManagerName, nil)
+		mgr, err := ca.Issue(pki.ManagerName, []string{wire.DepotServerName(opts.RunID)})
 		if err != nil {
 			return nil, err
 		}

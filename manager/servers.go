@@ -17,6 +17,7 @@ import (
 	"github.com/fleetup/fleetup/ftpd"
 	"github.com/fleetup/fleetup/managerfw"
 	"github.com/fleetup/fleetup/runstate"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // closeTimeout bounds each server's shutdown at the end of a run.
@@ -31,6 +32,7 @@ type servers struct {
 	stateDir string
 	ports    *config.Config
 	notice   func(msg string)
+	host     *depot.Host // serve's ports, when set (Options.Host)
 
 	depot    *depot.Depot
 	ftp      *ftpd.Server
@@ -56,6 +58,13 @@ func (m *servers) startDepot(ctx context.Context, tlsConf *tls.Config, comps []*
 		if err := dp.Add(c); err != nil {
 			return err
 		}
+	}
+	if m.host != nil {
+		if err := m.host.Attach(dp, wire.DepotServerName(m.runID)); err != nil {
+			return fmt.Errorf("start the manager's web server: %w", err)
+		}
+		m.depot = dp
+		return nil
 	}
 	if err := dp.Start(ctx); err != nil {
 		var pe *depot.PortInUseError

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -195,4 +196,26 @@ func Dial(addr string, timeout time.Duration) (string, error) {
 		return "refused", err
 	}
 	return "filtered", err
+}
+
+// DepotServerName is the TLS server name an engine of runID sends when it
+// connects to the manager's web server: the manager's certificate of the
+// run is valid for it, and a manager serving several runs on one port
+// (`fleetup serve`) picks the run's certificate and CA by it. It is a DNS
+// name under "fleetup-manager", made of runID's letters, digits and
+// hyphens.
+func DepotServerName(runID string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(runID) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() == 61 {
+			break
+		}
+	}
+	return "r-" + strings.Trim(b.String(), "-") + ".fleetup-manager"
 }
