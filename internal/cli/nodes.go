@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/secret"
 	"github.com/fleetup/fleetup/target"
-	"github.com/fleetup/fleetup/transport"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 	"github.com/fleetup/fleetup/transport/tlspin"
 )
@@ -357,79 +355,32 @@ func (o *nodeOptions) knownHosts() string {
 	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
-// nodes turns targets into the run's nodes: a Linux node reached over SSH
-// with the credentials and host-key policy of the flags, its engine placed
-// and started by the manager; a BMC over Redfish, its certificate pinned.
-// The addresses of one server come together, its BMC first.
+// nodes turns targets into the run's nodes (manager.Reach) with the
+// credentials and the host-key policy of the flags.
 func (o *nodeOptions) nodes(ctx context.Context, ts []target.Target, password func() ([]byte, error), signers []gossh.Signer) []manager.Node {
-	pins := tlspin.Open(o.knownCerts(), o.AcceptNewHostKeys)
-	var out []manager.Node
-	for _, t := range serverOrder(ts) {
-		n := manager.Node{Name: t.String(), Server: t.Server}
-		switch t.Kind {
-		case target.KindBMC:
-			n.Opener = &manager.BMCNode{
-				Endpoint:     "https://" + t.Addr(),
-				User:         t.User,
-				Password:     o.bmcPassword(ctx, t, password),
-				TLS:          pins.Config(t.Addr()),
-				ResetTimeout: o.BMCResetTimeout,
-				Poll:         o.BMCPoll,
-			}
-		default:
-			n.Opener = &manager.POSIXNode{
-				Dial: func(ctx context.Context) (transport.Conn, error) {
-					c, err := o.dial(ctx, t, password, signers)
-					if err != nil {
-						return nil, err
-					}
-					return c, nil
-				},
-				SudoPassword:       o.sudoPassword(t, password),
-				EnginePort:         o.EnginePort,
-				EnginePortExplicit: o.EnginePortExplicit,
-				IdleTimeout:        o.EngineIdle,
-				FwupdPlugins:       o.plugins(),
-				Tunnel:             o.Tunnel,
-			}
-		}
-		out = append(out, n)
+	reach := &manager.Reach{
+		Password:           func(t target.Target) manager.Secret { return o.passwordFor(t, password) },
+		SudoPassword:       func(t target.Target) manager.Secret { return o.sudoPassword(t, password) },
+		BMCPassword:        func(t target.Target) manager.Secret { return o.bmcPassword(ctx, t, password) },
+		Signers:            signers,
+		UseAgent:           !o.NoAgent,
+		KnownHosts:         o.knownHosts(),
+		KnownCerts:         o.knownCerts(),
+		AcceptNew:          o.AcceptNewHostKeys,
+		ConnectTimeout:     o.ConnectTimeout,
+		EnginePort:         o.EnginePort,
+		EnginePortExplicit: o.EnginePortExplicit,
+		EngineIdle:         o.EngineIdle,
+		FwupdPlugins:       o.plugins(),
+		Tunnel:             o.Tunnel,
+		BMCResetTimeout:    o.BMCResetTimeout,
+		BMCPoll:            o.BMCPoll,
 	}
-	return out
+	return reach.Nodes(ts)
 }
 
-// serverOrder returns ts with the addresses of each server together, at
-// the place of its first, in HP SUM's order of associated nodes: the BMC
-// before the host.
-func serverOrder(ts []target.Target) []target.Target {
-	rank := func(k target.Kind) int {
-		if k == target.KindBMC {
-			return 0
-		}
-		return 1
-	}
-	var out []target.Target
-	done := map[string]bool{}
-	for _, t := range ts {
-		if t.Server == "" {
-			out = append(out, t)
-			continue
-		}
-		if done[t.Server] {
-			continue
-		}
-		done[t.Server] = true
-		var group []target.Target
-		for _, u := range ts {
-			if u.Server == t.Server {
-				group = append(group, u)
-			}
-		}
-		slices.SortStableFunc(group, func(a, b target.Target) int { return rank(a.Kind) - rank(b.Kind) })
-		out = append(out, group...)
-	}
-	return out
-}
+// serverOrder is manager.ServerOrder.
+func serverOrder(ts []target.Target) []target.Target { return manager.ServerOrder(ts) }
 
 func isTerminal() bool {
 	f, err := os.Open("/dev/tty")
