@@ -71,6 +71,9 @@ type Options struct {
 	// Started is called once the manager's servers listen, before any
 	// node is reached.
 	Started func(Listening)
+	// NodeEnded, when set, is called with each node's result as the node
+	// ends (its clean-up included), from the node's goroutine.
+	NodeEnded func(orchestrator.NodeResult)
 
 	// History, when set, are the options of a deploy as the run history
 	// records them (resume.go): the run and each node's outcome are
@@ -313,7 +316,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		HealthCommand:      opts.HealthCommand,
 		HealthTimeout:      opts.HealthTimeout,
 		Reboot:             opts.Reboot,
-		Ended:              hist.ended,
+		Ended: func(r orchestrator.NodeResult) {
+			hist.ended(r)
+			if opts.NodeEnded != nil {
+				opts.NodeEnded(r)
+			}
+		},
 	})
 	return &Result{RunID: opts.RunID, Nodes: hist.results(results), Journal: rj.finish(results), History: hist.end()}, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fleetup/fleetup/agent"
 	"github.com/fleetup/fleetup/transport"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // POSIXNode opens a Linux node: a connection to it (SSH), then the engine
@@ -63,4 +64,19 @@ func (p *POSIXNode) Open(ctx context.Context, name string, run *Env) (agent.Agen
 		return nil, err
 	}
 	return rem, nil
+}
+
+// Sweep places a fresh engine on the node and has it remove what the
+// runs named left there (engine directories, processes, firewall rules),
+// as `fleetup cleanup` does.
+func (p *POSIXNode) Sweep(ctx context.Context, name string, runs []string) (*wire.CleanupReport, error) {
+	conn, err := p.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	engine := p.Engine
+	if engine == nil {
+		engine = func(goarch string) (string, error) { return agent.FindEngine(goarch, runtime.GOARCH) }
+	}
+	return agent.Sweep(ctx, name, conn, agent.RemoteOptions{RunID: "cleanup-" + NewRunID(), Password: p.SudoPassword, Engine: engine}, runs, false)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fleetup/fleetup/config"
 	"github.com/fleetup/fleetup/manager"
 	"github.com/fleetup/fleetup/orchestrator"
+	"github.com/fleetup/fleetup/store"
 )
 
 type deployOptions struct {
@@ -46,6 +47,9 @@ type deployOptions struct {
 	setFlags map[string]bool
 	// inventory is true for `fleetup inventory`.
 	inventory bool
+	// reports are --report, --report-dir and --report-format
+	// (cmd_report.go): report files written from the run's record.
+	reports reportFlags
 }
 
 func runDeploy(ctx context.Context, env *Env, args []string) error {
@@ -70,6 +74,7 @@ func runDeploy(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&opts.HealthTimeout, "health-timeout", 5*time.Minute, "bound on the health command")
 	opts.registerReboot(fs) // cmd_deploy_reboot.go
 	opts.registerResume(fs) // cmd_deploy_resume.go
+	opts.reports.register(fs)
 	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -100,6 +105,7 @@ func runInventory(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags("inventory", env)
 	opts.register(fs)
 	fs.StringVar(&opts.Baseline, "baseline", "", "also analyse this baseline against each node")
+	opts.reports.register(fs)
 	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -176,8 +182,17 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		return err
 	}
 	runID := manager.NewRunID()
-	out := newReporter(env.Stdout, opts.JSON)
+	out := newReporter(env.Stdout, opts.JSON, withProgress(stdoutTerminal))
+	defer out.endProgress() // a run that returns an error leaves the terminal clean too
 	out.runStart(runID, len(ts))
+	kind := store.RunDeploy
+	switch {
+	case opts.inventory:
+		kind = store.RunInventory
+	case opts.DryRun:
+		kind = store.RunReview
+	}
+	record := startRecord(ctx, out, opts.StateDir, runID, kind, baselineDir(opts.Baseline), ts, opts.history(ts, comps))
 	res, err := manager.Run(ctx, manager.Options{
 		RunID:              runID,
 		Components:         comps,
@@ -196,12 +211,15 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		HealthTimeout:      opts.HealthTimeout,
 		Reboot:             opts.rebootOptions(),
 		FwupdPlugins:       opts.plugins(),
-		Emit:               out.event,
+		Emit:               func(ev fleetup.Event) { out.event(ev); record.emit(ev) },
+		NodeEnded:          record.nodeEnded,
 		Started:            out.listening,
 		History:            opts.history(ts, comps), // cmd_deploy_resume.go
 		Resume:             rec,
 	})
 	if err != nil {
+		record.emit(fleetup.Event{Time: time.Now(), Message: "the run did not start: " + err.Error()})
+		record.end(ctx.Err() != nil, nil)
 		var ce *manager.ConfigError
 		if errors.As(err, &ce) {
 			return &usageError{ce.Err}
@@ -209,8 +227,16 @@ func deployRun(ctx context.Context, env *Env, opts *deployOptions) error {
 		return err
 	}
 	results := res.Nodes
+	record.end(ctx.Err() != nil, results)
 	out.results = results
 	out.summary(results, opts.inventory)
+	paths, rerr := opts.reports.write(context.WithoutCancel(ctx), env, opts.StateDir, runID)
+	for _, p := range paths {
+		out.notice("", "report: "+p)
+	}
+	if rerr != nil {
+		out.notice("", "report: "+rerr.Error())
+	}
 	if res.Journal != nil {
 		out.notice("", "journal: "+res.Journal.Error()+"; `fleetup cleanup --target NODE` removes what the run left")
 	}
@@ -253,15 +279,38 @@ func (r *reporter) listening(l manager.Listening) {
 }
 
 // reporter prints what happens: JSON lines, or short human lines and a
-// summary table.
+// summary table; with withProgress on a terminal, a live line per node
+// (progress.go) in place of the human lines, ended before the summary.
 type reporter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	json    bool
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
+	// live is the live display, nil without one. w is then live, so that
+	// whatever else is printed ends the display first (progress.Write).
+	live    *progress
 	results []orchestrator.NodeResult
 }
 
-func newReporter(w io.Writer, asJSON bool) *reporter { return &reporter{w: w, json: asJSON} }
+// reporterOption changes a reporter as newReporter makes it (withProgress,
+// progress.go).
+type reporterOption func(*reporter)
+
+func newReporter(w io.Writer, asJSON bool, opts ...reporterOption) *reporter {
+	r := &reporter{w: w, json: asJSON}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// endProgress ends the live display, if any, leaving its lines frozen on
+// the terminal; what is printed next comes below them. It may be called
+// more than once.
+func (r *reporter) endProgress() {
+	if r.live != nil {
+		r.live.end()
+	}
+}
 
 func (r *reporter) line(v any) {
 	b, _ := json.Marshal(v)
@@ -296,8 +345,23 @@ func (r *reporter) event(ev fleetup.Event) {
 		}{"event", ev})
 		return
 	}
-	if ev.Phase == "" && ev.Message == "" {
+	if r.live != nil && r.live.event(ev) {
 		return
+	}
+	s, ok := plainLine(ev)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	io.WriteString(r.w, s)
+}
+
+// plainLine is ev as a line of text, newline included, or false for an
+// event that makes none (no phase and no message).
+func plainLine(ev fleetup.Event) (string, bool) {
+	if ev.Phase == "" && ev.Message == "" {
+		return "", false
 	}
 	node := ev.Node
 	if node == "" {
@@ -310,7 +374,5 @@ func (r *reporter) event(ev fleetup.Event) {
 			what += " " + string(ev.Phase)
 		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	fmt.Fprintf(r.w, "%s  %-24s %s: %s\n", ev.Time.Format("15:04:05"), node, what, ev.Message)
+	return fmt.Sprintf("%s  %-24s %s: %s\n", ev.Time.Format("15:04:05"), node, what, ev.Message), true
 }

@@ -18,6 +18,8 @@ type hpsumOption struct {
 	flag   string
 	value  bool
 	refuse string
+	// also are flags added after flag (/report is also a dry run).
+	also []string
 }
 
 // hpsumOptions are HP SUM's command-line options other than the port ones
@@ -47,10 +49,12 @@ var hpsumOptions = map[string]hpsumOption{
 	"softwareonly":         {refuse: "fleetup has no software-only selection yet: put only software components in the baseline"},
 	"use_latest":           {refuse: "a fleetup baseline holds one version of each component"},
 	"on_failed_dependency": {flag: "--on-failed-dependency", value: true},
-	"logdir":               {value: true, refuse: "fleetup writes its report to standard output (--json for machine-readable lines)"},
-	"report":               {refuse: "fleetup prints its report on every run (--json for machine-readable lines)"},
-	"inventory_report":     {refuse: "use fleetup inventory (--json for machine-readable lines)"},
-	"firmware_report":      {refuse: "use fleetup inventory (--json for machine-readable lines)"},
+	// HP SUM's reports: /report analyses without deploying and reports
+	// what a deploy would do; /logdir is where they go.
+	"logdir":           {flag: "--report-dir", value: true},
+	"report":           {flag: "--report=deploy", also: []string{"--dry-run"}},
+	"inventory_report": {flag: "--report=inventory"},
+	"firmware_report":  {flag: "--report=firmware"},
 }
 
 // translateHPSUM rewrites HP SUM's slash options in args into fleetup's
@@ -96,22 +100,23 @@ func translateHPSUM(args []string) ([]string, error) {
 		if o.flag == "" {
 			continue
 		}
-		if hasValue {
+		switch {
+		case hasValue:
 			out = append(out, o.flag+"="+value)
-			continue
-		}
-		out = append(out, o.flag)
-		if o.value {
+		case o.value:
 			i++
-			out = append(out, args[i])
+			out = append(out, o.flag, args[i])
+		default:
+			out = append(out, o.flag)
 		}
+		out = append(out, o.also...)
 	}
 	return out, nil
 }
 
 // hpsumHelp is the usage text's paragraph on HP SUM's spellings.
 func hpsumHelp() string {
-	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s /on_failed_dependency /r /reboot_always /reboot_delay /reboot_message and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
+	return fmt.Sprintf("HP SUM's options work too: /target /user /inputfile /dryrun /g /e /s /on_failed_dependency /r /reboot_always /reboot_delay /reboot_message /report /inventory_report /firmware_report /logdir and /port /ssl_port /ftp_port /open_firewall (e.g. /port %d).", config.DefaultHTTPPort)
 }
 
 // applyInputOptions applies the options of an HP SUM input file (the keys
