@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client sshpass sudo iproute2 iptables nftables
   fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev python3 util-linux hostname lftp
-  python3-sushy redfishtool ilorest)
+  python3-sushy redfishtool ilorest chromium)
 
 if [ "$(id -u)" = 0 ]; then
   . scripts/packages.sh
@@ -27,6 +27,6 @@ for target in linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 d
 done
 GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -o /dev/null ./cmd/fleetup-engine
 # The packages where goroutines meet run under the race detector.
-race='github.com/fleetup/fleetup/(agent|agent/.*|orchestrator|manager|depot|engine|wire|redfish|lab/bmcsim|transport/tlspin)$'
+race='github.com/fleetup/fleetup/(agent|agent/.*|orchestrator|manager|depot|engine|wire|redfish|lab/bmcsim|transport/tlspin|store|web)$'
 go test -count=1 -timeout 30m "$@" $(go list ./... | grep -Ev "$race")
 go test -race -count=1 -timeout 30m "$@" $(go list ./... | grep -E "$race")

@@ -74,6 +74,7 @@ func commands() []command {
 		{"config", "show the effective port settings and where each came from", runConfig},
 		{"ports", "list the ports each kind of node needs open", runPorts},
 		{"firewall", "firewall rules for nodes (firewall esxi: the ESXi outbound rule)", runFirewall},
+		{"serve", "run the manager as a service: the web UI and API over HTTPS, runs recorded for reports", runServe},
 		{"report", "write a recorded run's report: deploy, inventory, firmware or failed-dependencies, as HTML, JSON or CSV", runReport},
 		{"logs", "gather everything recorded of a run into one .tar.gz (HP SUM's log gathering)", runLogs},
 		{"version", "print fleetup's version", runVersion},
