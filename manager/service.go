@@ -317,10 +317,9 @@ func (s *Service) nodes(ctx context.Context, req RunRequest) ([]Node, []target.T
 	cred := map[string]Secret{}    // by target: SSH and sudo
 	bmcCred := map[string]Secret{} // by target: a BMC's
 	for _, n := range picked {
-		server := ""
-		if len(n.Targets) > 1 {
-			server = n.Name
-		}
+		// The stored node is the server, one address or several: the
+		// results name it.
+		server := n.Name
 		for _, spec := range n.Targets {
 			t, err := target.Parse(spec)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/report"
 	"github.com/fleetup/fleetup/store"
+	"github.com/fleetup/fleetup/target"
 )
 
 // runView is the run page: the run, and each node's state folded from
@@ -98,6 +99,9 @@ func (s *Server) runView(ctx context.Context, id string) (*runView, error) {
 				if e.Total > 0 {
 					c.Bytes, c.Total = e.Bytes, e.Total
 				}
+				if downloaded(c.Phase) {
+					c.Bytes = c.Total // the payload is all there
+				}
 			}
 		}
 		if len(evs) < 5000 {
@@ -120,14 +124,26 @@ func (s *Server) runView(ctx context.Context, id string) (*runView, error) {
 		}
 	}
 	if nodes, err := s.db.Nodes(ctx, ""); err == nil {
+		// By kind and address: the run names a target completed with
+		// its user and port, the store as it was entered.
+		key := func(spec string) string {
+			t, err := target.Parse(spec)
+			if err != nil {
+				return spec
+			}
+			if t.Port == 0 {
+				t.Port = t.Kind.DefaultPort()
+			}
+			return string(t.Kind) + " " + t.Addr()
+		}
 		nameOf := map[string]string{}
 		for _, n := range nodes {
 			for _, t := range n.Targets {
-				nameOf[t] = n.Name
+				nameOf[key(t)] = n.Name
 			}
 		}
 		for _, n := range v.Nodes {
-			if name := nameOf[n.Name]; name != n.Name {
+			if name := nameOf[key(n.Name)]; name != "" && name != n.Name {
 				n.NodeName = name
 			}
 		}
@@ -155,4 +171,10 @@ func (n *nodeView) component(id string) *componentView {
 	c := &componentView{ID: id}
 	n.Components = append(n.Components, c)
 	return c
+}
+
+// downloaded says a component in phase ph has its whole payload on the
+// node: it is being or was installed.
+func downloaded(ph fleetup.Phase) bool {
+	return ph == fleetup.PhaseInstall || ph == fleetup.PhaseInstalled
 }

@@ -134,6 +134,15 @@ RunPage.prototype.apply = function (rec) {
       prog.value = e.bytes || 0;
       txt.textContent = humanBytes(e.bytes || 0) + " / " + humanBytes(e.total);
     }
+    if (e.phase === "install" || e.phase === "installed") {
+      // The payload is all there: the bar is full.
+      var p2 = tr.querySelector('[data-field="progress"] progress');
+      if (p2) {
+        p2.value = p2.max;
+        var t2 = tr.querySelector('[data-field="progress"] small');
+        if (t2) { t2.textContent = humanBytes(p2.max) + " / " + humanBytes(p2.max); }
+      }
+    }
   }
 };
 
