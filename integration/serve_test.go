@@ -640,3 +640,85 @@ func fingerprintOf(der []byte) string {
 	}
 	return strings.Join(parts, ":")
 }
+
+// TestCLIRunsRecorded: a deploy of the command line is in the store that
+// reports read: --report writes its reports at the end, `fleetup report`
+// and `fleetup logs` find it afterwards, and HP SUM's /report is an
+// analysis report that changes nothing.
+func TestCLIRunsRecorded(t *testing.T) {
+	f := newFixture(t, lab.Options{Nodes: 1})
+	n := f.lab.Nodes[0]
+	dir := t.TempDir()
+	testbaseline.Script(t, dir, "org.fleetup.test.rec", "1.0", "#!/bin/sh\nmkdir -p /opt/rec && echo 1.0 > /opt/rec/v\n", "cat /opt/rec/v 2>/dev/null", "linux")
+	reports := t.TempDir()
+	r := start(t, f.stateDir, append([]string{"deploy", "--baseline", dir, "--target", target("root", n),
+		"--report", "deploy", "--report", "firmware", "--report-format", "html", "--report-format", "csv", "--report-dir", reports}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, r.dump())
+	}
+	runID := ""
+	r.mu.Lock()
+	for _, e := range r.events {
+		if e["type"] == "run" {
+			runID = str(e, "run_id")
+		}
+	}
+	r.mu.Unlock()
+	if runID == "" {
+		t.Fatalf("no run line\n%s", r.dump())
+	}
+	for _, name := range []string{"deploy.html", "deploy.csv", "firmware.html", "firmware.csv"} {
+		p := filepath.Join(reports, "fleetup-"+runID+"-"+name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("report %s: %v", name, err)
+			continue
+		}
+		if strings.HasSuffix(name, "deploy.csv") && !strings.Contains(string(b), "org.fleetup.test.rec") {
+			t.Errorf("%s lacks the component:\n%s", name, b)
+		}
+	}
+	fleetup := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, "fleetup"), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("fleetup %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	var rep struct {
+		Header struct {
+			RunID string `json:"run_id"`
+		} `json:"header"`
+		Nodes []struct {
+			State string `json:"state"`
+		} `json:"nodes"`
+	}
+	out := fleetup("report", "latest", "--kind", "deploy", "--format", "json", "--state-dir", f.stateDir)
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Nodes) != 1 || rep.Nodes[0].State != "complete" {
+		t.Errorf("fleetup report latest: %v\n%s", err, out)
+	}
+	archive := filepath.Join(t.TempDir(), "logs.tar.gz")
+	fleetup("logs", runID, "--output", archive, "--state-dir", f.stateDir)
+	list, err := exec.Command("tar", "-tzf", archive).CombinedOutput()
+	if err != nil || !strings.Contains(string(list), "events.log") || !strings.Contains(string(list), "nodes/") {
+		t.Errorf("logs archive: %v\n%s", err, list)
+	}
+
+	// HP SUM's /report: the analysis, written as a report; nothing installed.
+	if _, err := n.Exec(context.Background(), "rm", "-rf", "/opt/rec"); err != nil {
+		t.Fatal(err)
+	}
+	reports2 := t.TempDir()
+	r = start(t, f.stateDir, append([]string{"deploy", "/report", "/logdir", reports2, "--baseline", dir, "--target", target("root", n)}, f.authArgs()...)...)
+	if code := r.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("/report: exit %d\n%s", code, r.dump())
+	}
+	if m, _ := filepath.Glob(filepath.Join(reports2, "fleetup-*-deploy.html")); len(m) != 1 {
+		t.Errorf("/report wrote %v into /logdir", m)
+	}
+	if out, err := n.Exec(context.Background(), "ls", "/opt/rec"); err == nil {
+		t.Errorf("/report installed something: %s", out)
+	}
+	f.assertClean(t)
+}
