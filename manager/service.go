@@ -124,7 +124,10 @@ func requestErrorf(format string, args ...any) error {
 // service shuts down.
 func (s *Service) Start(ctx context.Context, req RunRequest) (string, error) {
 	db := s.opts.Store
-	opts := Options{Ports: s.opts.Ports, Host: s.opts.Host, StateDir: s.opts.StateDir, FwupdPlugins: s.opts.FwupdPlugins}
+	s.mu.Lock()
+	host := s.opts.Host
+	s.mu.Unlock()
+	opts := Options{Ports: s.opts.Ports, Host: host, StateDir: s.opts.StateDir, FwupdPlugins: s.opts.FwupdPlugins}
 	switch req.Kind {
 	case store.RunDeploy:
 	case store.RunReview:

@@ -28,6 +28,7 @@ import (
 	"github.com/fleetup/fleetup/agent/bmc"
 	"github.com/fleetup/fleetup/depot"
 	"github.com/fleetup/fleetup/manager"
+	"github.com/fleetup/fleetup/managerfw"
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/store"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
@@ -177,6 +178,33 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	for _, n := range host.Notices() {
 		fmt.Fprintf(env.Stdout, "fleetup: %s\n", n)
+	}
+	// --open-firewall: the UI's and the nodes' ports stay open while the
+	// service runs (HP SUM's "remote-node functions and remote browser
+	// access"); each run still opens what it adds (FTP).
+	if ports.OpenFirewall.Value {
+		if os.Geteuid() != 0 {
+			host.Close(context.Background())
+			return usagef("--open-firewall changes this machine's firewall and needs root")
+		}
+		l := &managerfw.Local{JournalDir: stateDir}
+		opened, err := l.Open(ctx, "serve-"+manager.NewRunID(), []int{host.HTTPPort(), host.HTTPSPort()})
+		if err != nil {
+			host.Close(context.Background())
+			return fmt.Errorf("--open-firewall: %w", err)
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := opened.Close(cctx); err != nil {
+				fmt.Fprintf(env.Stderr, "fleetup: --open-firewall: %v (fleetup cleanup --local removes the rules)\n", err)
+			}
+		}()
+		if len(opened.Rules()) == 0 {
+			fmt.Fprintln(env.Stdout, "fleetup: --open-firewall: this machine's firewall filters no input; nothing to open")
+		} else {
+			fmt.Fprintf(env.Stdout, "fleetup: --open-firewall: opened tcp ports %d, %d (%d rule(s) tagged %s) until the service stops\n", host.HTTPPort(), host.HTTPSPort(), len(opened.Rules()), opened.Tag())
+		}
 	}
 	sum := sha256.Sum256(cert.Certificate[0])
 	base := "https://" + net.JoinHostPort(serveHostName(), strconv.Itoa(host.HTTPSPort()))
