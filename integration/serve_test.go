@@ -187,9 +187,22 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// open navigates to path. A navigation the page's own script cut short
+// (a run page reloads itself when its run ends) is tried again.
 func (b *browser) open(path, readySel string) {
 	b.t.Helper()
-	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitReady(chromedp.CSS(readySel)))
+	for try := 0; ; try++ {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+		err := chromedp.Do(ctx, chromedp.Navigate(b.base+path), chromedp.WaitReady(chromedp.CSS(readySel)))
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 2 || !strings.Contains(err.Error(), "ERR_ABORTED") {
+			b.t.Fatalf("open %s: %v", path, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (b *browser) submit(what, sel string) {
@@ -486,10 +499,13 @@ func TestServe(t *testing.T) {
 	b.do("mark", chromedp.Evaluate[chromedp.Void](`window.fleetupNoReload = true`))
 	b.waitFor("a node in deploy", `[...document.querySelectorAll('[data-field="state"]')].some(s => s.textContent === "deploy")`, 2*time.Minute)
 	b.shoot("run-live")
-	b.waitFor("the deploy's end", `document.getElementById("run-state").textContent !== "running"`, 5*time.Minute)
+	// The states changed without a reload (which would have wiped the
+	// mark); once the run is over the page loads its results.
 	if ok, _ := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.fleetupNoReload === true`)); !ok {
 		t.Errorf("the run page reloaded to follow the run")
 	}
+	b.waitFor("the deploy's end", `document.getElementById("run-state").textContent !== "running"`, 5*time.Minute)
+	b.waitFor("the run's results", `document.querySelector('[data-report="deploy-html"]') !== null`, time.Minute)
 	b.shoot("run-done")
 	run := a.waitRun(id, time.Minute)
 	if run.State != "ended" || len(run.Nodes) != 2 {
@@ -520,7 +536,6 @@ func TestServe(t *testing.T) {
 	f.assertClean(t)
 
 	// The HTML report of that run, opened from its page.
-	b.open("/runs/"+id, "footer")
 	b.submit("open the report", `[data-report="deploy-html"]`)
 	if got := b.text("body"); !strings.Contains(got, id) || !strings.Contains(got, "complete") {
 		t.Errorf("report:\n%s", got)
@@ -551,7 +566,7 @@ func TestServe(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.submit("cancel", "#cancel")
-	b.waitFor("the cancelled state", `document.getElementById("run-state").textContent === "cancelled"`, 2*time.Minute)
+	b.waitFor("the cancelled state", `document.getElementById("run-state").textContent === "cancelled" && document.querySelector('[data-report="deploy-html"]') !== null`, 2*time.Minute)
 	b.shoot("run-cancelled")
 	run = a.waitRun(id2, time.Minute)
 	for _, nr := range run.Nodes {
