@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetup/fleetup/target"
 	"github.com/fleetup/fleetup/transport"
+	"github.com/fleetup/fleetup/transport/smb"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 	"github.com/fleetup/fleetup/transport/tlspin"
 )
@@ -44,6 +45,13 @@ type Reach struct {
 
 	BMCResetTimeout time.Duration
 	BMCPoll         time.Duration
+
+	// SMBRequireEncryption refuses a Windows node whose SMB session is
+	// not encrypted (SMB 2.x): --smb-encrypt.
+	SMBRequireEncryption bool
+	// SMBMinDialect is the oldest SMB dialect accepted (SMB 2.1 when 0;
+	// never SMB1): lowered only for a test stand-in.
+	SMBMinDialect smb.Dialect
 }
 
 func (r *Reach) secret(f func(target.Target) Secret, t target.Target) Secret {
@@ -54,7 +62,8 @@ func (r *Reach) secret(f func(target.Target) Secret, t target.Target) Secret {
 }
 
 // Nodes turns targets into the run's nodes: a Linux node reached over SSH,
-// its engine placed and started by the manager; a BMC over Redfish, its
+// its engine placed and started by the manager; a Windows node over SMB,
+// its engine run as a temporary service; a BMC over Redfish, its
 // certificate pinned. The addresses of one server come together, its BMC
 // first (ServerOrder).
 func (r *Reach) Nodes(ts []target.Target) []Node {
@@ -71,6 +80,21 @@ func (r *Reach) Nodes(ts []target.Target) []Node {
 				TLS:          pins.Config(t.Addr()),
 				ResetTimeout: r.BMCResetTimeout,
 				Poll:         r.BMCPoll,
+			}
+		case target.KindWindows:
+			domain, user := t.Account()
+			n.Opener = &WindowsNode{
+				Addr:               t.Addr(),
+				Domain:             domain,
+				User:               user,
+				Password:           r.secret(r.Password, t),
+				RequireEncryption:  r.SMBRequireEncryption,
+				MinDialect:         r.SMBMinDialect,
+				ConnectTimeout:     r.ConnectTimeout,
+				EnginePort:         r.EnginePort,
+				EnginePortExplicit: r.EnginePortExplicit,
+				IdleTimeout:        r.EngineIdle,
+				PushPayloads:       r.Tunnel,
 			}
 		default:
 			password := r.secret(r.Password, t)

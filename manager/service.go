@@ -21,6 +21,7 @@ import (
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/store"
 	"github.com/fleetup/fleetup/target"
+	"github.com/fleetup/fleetup/wire"
 )
 
 // RunRequest is a run that `fleetup serve` starts for a user of the web UI
@@ -348,10 +349,13 @@ func (s *Service) nodes(ctx context.Context, req RunRequest) ([]Node, []target.T
 				secret = func() ([]byte, error) { return append([]byte(nil), pw...), nil }
 			}
 			if t.User == "" {
-				if t.Kind == target.KindBMC {
+				if t.Kind == target.KindBMC || t.Kind == target.KindWindows {
 					return nil, nil, requestErrorf("node %s: %s names no user and has no credential", n.Name, spec)
 				}
 				t.User = "root"
+			}
+			if t.Kind == target.KindWindows && secret == nil {
+				return nil, nil, requestErrorf("node %s: Windows node %s has no credential (SMB needs a password)", n.Name, spec)
 			}
 			if t.Kind == target.KindBMC {
 				if secret == nil {
@@ -569,7 +573,9 @@ func (s *Service) sweep(ctx context.Context, jr *runstate.Journal, leftOn map[st
 			s.log.Warn("clean-up of an interrupted run: the node is not in the store; run fleetup cleanup --target", "node", name, "runs", runs)
 			continue
 		}
-		opener, ok := o.(*POSIXNode)
+		opener, ok := o.(interface {
+			Sweep(ctx context.Context, name string, runs []string) (*wire.CleanupReport, error)
+		})
 		if !ok { // a BMC: nothing is placed on it
 			for _, r := range runs {
 				_ = jr.MarkCleaned(r, name)

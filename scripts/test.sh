@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client sshpass sudo iproute2 iptables nftables
   fwupd fwupd-tests gcab rpm procps psmisc passwd dpkg-dev python3 util-linux hostname lftp
-  python3-sushy redfishtool ilorest chromium)
+  python3-sushy redfishtool ilorest chromium samba smbclient python3-impacket wine64)
 
 if [ "$(id -u)" = 0 ]; then
   . scripts/packages.sh

@@ -81,10 +81,11 @@ var knownOptions = map[string]bool{
 //     by white space: one server's addresses, at most one of each kind, as
 //     on a line of a nodes file (ParseList), each with Server set to the
 //     first.
-//   - TYPE=ssh or TYPE=bmc sets the kind of the section's HOST= values that
-//     have no scheme (a value with a scheme keeps it); without TYPE= they
-//     are ssh. Like UID= and PWD=, TYPE= is about the whole section, so it
-//     is given at most once and, since it changes how the HOST= lines
+//   - TYPE=ssh, TYPE=bmc or TYPE=windows sets the kind of the section's
+//     HOST= values that have no scheme (a value with a scheme keeps it);
+//     without TYPE= they are ssh. A windows section's UID= may name the
+//     domain, UID=DOMAIN\user (see Target.Account). Like UID= and PWD=,
+//     TYPE= is about the whole section, so it is given at most once and, since it changes how the HOST= lines
 //     read, before the section's first HOST=: a TYPE= after a HOST= is an
 //     error rather than a kind that silently applies to some hosts only.
 //     Any other value is an error naming it.
@@ -202,12 +203,10 @@ func ParseHPSUMInput(r io.Reader, name string) (*InputFile, error) {
 				continue
 			}
 			switch k := Kind(strings.ToLower(value)); k {
-			case KindSSH, KindBMC:
+			case KindSSH, KindBMC, KindWindows:
 				kind = k
-			case "windows":
-				errs.add(name, n, fmt.Errorf("TYPE=%q: windows nodes are not supported yet", value))
 			default:
-				errs.add(name, n, fmt.Errorf("TYPE=%q: unknown kind (want ssh or bmc)", value))
+				errs.add(name, n, fmt.Errorf("TYPE=%q: unknown kind (want ssh, bmc or windows)", value))
 			}
 		case "UID":
 			if value == "" {

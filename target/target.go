@@ -8,6 +8,9 @@
 //	[user@]host[:port]          a Linux/POSIX node over SSH (port 22)
 //	ssh://[user@]host[:port]    the same, spelled as a URL
 //	bmc://[user@]host[:port]    a BMC over Redfish/HTTPS (port 443)
+//	windows://[DOMAIN\]user@host[:port]
+//	                            a Windows node over SMB (port 445); the
+//	                            domain may also be written DOMAIN;user
 //
 // A line of a nodes file (or an input file's HOST= value) may name several
 // targets separated by white space: one server reached at several
@@ -31,10 +34,13 @@ type Kind string
 const (
 	KindSSH Kind = "ssh" // a Linux/POSIX node over SSH (the default; port 22)
 	KindBMC Kind = "bmc" // a BMC over Redfish/HTTPS (port 443)
+	// KindWindows is a Windows node over SMB (ADMIN$ and the service
+	// manager; port 445).
+	KindWindows Kind = "windows"
 )
 
 // DefaultPort is the port a target of kind k is reached on when it names
-// none: 22 for KindSSH, 443 for KindBMC. The empty Kind (a Target built by
+// none: 22 for KindSSH, 443 for KindBMC, 445 for KindWindows. The empty Kind (a Target built by
 // hand) is KindSSH; a kind this package does not know has no default (0).
 func (k Kind) DefaultPort() int {
 	switch k {
@@ -42,6 +48,8 @@ func (k Kind) DefaultPort() int {
 		return 22
 	case KindBMC:
 		return 443
+	case KindWindows:
+		return 445
 	}
 	return 0
 }
@@ -51,7 +59,7 @@ func (k Kind) DefaultPort() int {
 func (k Kind) isSSH() bool { return k == KindSSH || k == "" }
 
 // knownSchemes is for errors that list what Parse reads.
-const knownSchemes = "ssh://, bmc://, or none for ssh"
+const knownSchemes = "ssh://, bmc://, windows://, or none for ssh"
 
 // kindOfScheme maps a URL scheme (lower case) to its Kind; the message is
 // why a scheme is not taken.
@@ -62,7 +70,7 @@ func kindOfScheme(scheme string) (Kind, string) {
 	case "bmc":
 		return KindBMC, ""
 	case "windows":
-		return "", "windows nodes are not supported yet"
+		return KindWindows, ""
 	case "":
 		return "", fmt.Sprintf("empty scheme before \"://\" (known: %s)", knownSchemes)
 	}
@@ -73,8 +81,11 @@ func kindOfScheme(scheme string) (Kind, string) {
 type Target struct {
 	Kind Kind   // never empty after Parse (KindSSH when no scheme); empty is KindSSH
 	User string // empty: the run's default user
-	Host string // host name (lower case), IPv4 or IPv6 address (no brackets)
-	Port int    // 0: the kind's default (Kind.DefaultPort)
+	// Domain is a Windows account's domain (KindWindows only; empty: the
+	// node's local account).
+	Domain string
+	Host   string // host name (lower case), IPv4 or IPv6 address (no brackets)
+	Port   int    // 0: the kind's default (Kind.DefaultPort)
 	// Server names the server this target is one address of, when a line
 	// (or an input file's HOST=) gave several targets: the first target of
 	// the line as written (its String()). Empty for a lone target.
@@ -82,13 +93,17 @@ type Target struct {
 }
 
 // String formats t as Parse reads it: "[user@]host[:port]" for KindSSH
-// (no scheme, so that what fleetup has always printed stays) and
-// "bmc://[user@]host[:port]" for KindBMC, IPv6 addresses in brackets. It
-// does not show Server.
+// (no scheme, so that what fleetup has always printed stays),
+// "bmc://[user@]host[:port]" for KindBMC and
+// "windows://[DOMAIN\]user@host[:port]" for KindWindows, IPv6 addresses in
+// brackets. It does not show Server.
 func (t Target) String() string {
 	var b strings.Builder
 	if !t.Kind.isSSH() {
 		b.WriteString(string(t.Kind) + "://")
+	}
+	if t.Domain != "" {
+		b.WriteString(t.Domain + `\`)
 	}
 	if t.User != "" {
 		b.WriteString(t.User + "@")
@@ -124,6 +139,20 @@ func (t Target) id() string {
 	return string(t.Kind) + "://" + t.Addr()
 }
 
+// Account returns the domain and user name a Windows node logs on with:
+// Domain and User, or, when Domain is empty, User split at its first
+// backslash or semicolon ("DOMAIN\user", "DOMAIN;user", as an HP SUM input
+// file's UID= may give it).
+func (t Target) Account() (domain, user string) {
+	if t.Domain != "" {
+		return t.Domain, t.User
+	}
+	if i := strings.IndexAny(t.User, `\;`); i >= 0 {
+		return t.User[:i], t.User[i+1:]
+	}
+	return "", t.User
+}
+
 // ParseError is a target that could not be parsed.
 type ParseError struct {
 	Input  string // as given, with a password replaced by "…"
@@ -140,8 +169,9 @@ func (e *ParseError) Error() string { return fmt.Sprintf("target %q: %s", e.Inpu
 // a scheme only, bare (without a port), or a host name of RFC 1123 labels.
 // A zone ("%eth0") is allowed only on a link-local IPv6 address. A
 // password (user:password@host) is refused and not repeated in the error.
-// "windows://" is refused for now (Windows nodes come later), as is any
-// other scheme.
+// "windows://[DOMAIN\]user@host[:port]" (KindWindows) names the user's
+// domain before a backslash (or a semicolon, as smbclient writes it). Any
+// other scheme is refused.
 func Parse(s string) (Target, error) { return parse(s, KindSSH) }
 
 // parse is Parse with def the kind of a target without a scheme.
@@ -191,8 +221,19 @@ func parse(s string, def Kind) (Target, error) {
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {
 		t.User, s = s[:i], s[i+1:]
+		if t.Kind == KindWindows {
+			if j := strings.IndexAny(t.User, `\;`); j >= 0 {
+				t.Domain, t.User = t.User[:j], t.User[j+1:]
+				if err := checkDomain(t.Domain); err != "" {
+					return fail("%s", err)
+				}
+			}
+		}
 		if err := checkUser(t.User); err != "" {
 			return fail("%s", err)
+		}
+		if t.Kind == KindWindows && strings.ContainsAny(t.User, `\;`) {
+			return fail("user %q: one domain only (DOMAIN\\user)", t.User)
 		}
 	}
 	var host, port string
@@ -314,6 +355,22 @@ func checkUser(u string) string {
 	for _, r := range u {
 		if r <= ' ' || r == 0x7f || strings.ContainsRune("@:/[]#", r) {
 			return fmt.Sprintf("user %q has a character not allowed in a user name (%q)", u, r)
+		}
+	}
+	return ""
+}
+
+// checkDomain validates a Windows domain: a NetBIOS or DNS domain name.
+func checkDomain(d string) string {
+	if d == "" {
+		return `empty domain before '\' (want DOMAIN\user, or user alone for a local account)`
+	}
+	if len(d) > 255 {
+		return "domain longer than 255 characters"
+	}
+	for _, r := range d {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return fmt.Sprintf("domain %q has a character not allowed in a domain name (%q)", d, r)
 		}
 	}
 	return ""

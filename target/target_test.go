@@ -65,9 +65,20 @@ func TestParse(t *testing.T) {
 		{name: "long label", in: strings.Repeat("a", 64) + ".lab", errorHas: "longer than 63"},
 		{name: "user with space", in: "ro ot@node1", errorHas: "not allowed in a user name"},
 
-		{name: "windows", in: "windows://admin@win1", errorHas: "windows nodes are not supported yet"},
-		{name: "windows upper case", in: "WINDOWS://win1", errorHas: "windows nodes are not supported yet"},
-		{name: "unknown scheme", in: "https://bmc1", errorHas: `unknown scheme "https" (known: ssh://, bmc://, or none for ssh)`},
+		{name: "windows", in: "windows://admin@win1", want: Target{Kind: KindWindows, User: "admin", Host: "win1"}, addr: "win1:445"},
+		{name: "windows upper case", in: "WINDOWS://Win1", want: Target{Kind: KindWindows, Host: "win1"}, str: "windows://win1", addr: "win1:445"},
+		{name: "windows domain", in: `windows://LAB\Administrator@198.18.3.2`, want: Target{Kind: KindWindows, Domain: "LAB", User: "Administrator", Host: "198.18.3.2"}, addr: "198.18.3.2:445"},
+		{name: "windows domain with semicolon", in: "windows://lab.example;admin@win1:4445", want: Target{Kind: KindWindows, Domain: "lab.example", User: "admin", Host: "win1", Port: 4445}, str: `windows://lab.example\admin@win1:4445`, addr: "win1:4445"},
+		{name: "windows ipv6", in: "windows://admin@[fd42:5e:0:3::2]", want: Target{Kind: KindWindows, User: "admin", Host: "fd42:5e:0:3::2"}, addr: "[fd42:5e:0:3::2]:445"},
+		{name: "windows ipv6 port", in: `windows://LAB\admin@[fd42:5e:0:3::2]:445/`, want: Target{Kind: KindWindows, Domain: "LAB", User: "admin", Host: "fd42:5e:0:3::2", Port: 445}, str: `windows://LAB\admin@[fd42:5e:0:3::2]:445`, addr: "[fd42:5e:0:3::2]:445"},
+		{name: "windows empty domain", in: "windows://;admin@win1", errorHas: "empty domain"},
+		{name: "windows bad domain", in: "windows://LA_B%;admin@win1", errorHas: "not allowed in a domain name"},
+		{name: "windows two domains", in: "windows://A;B;admin@win1", errorHas: "one domain only"},
+		{name: "windows empty user after domain", in: "windows://LAB;@win1", errorHas: "empty user"},
+		{name: "windows bare ipv6", in: "windows://fd42::2", errorHas: "must be in brackets: windows://[fd42::2]"},
+		{name: "windows path", in: "windows://win1/C$", errorHas: `a path ("/C$") is not taken: want windows://`},
+		{name: "windows password", in: "windows://LAB;admin:Sekr3t@win1", errorHas: "windows://LAB;admin:…@win1"},
+		{name: "unknown scheme", in: "https://bmc1", errorHas: `unknown scheme "https" (known: ssh://, bmc://, windows://, or none for ssh)`},
 		{name: "empty scheme", in: "://node1", errorHas: `empty scheme before "://"`},
 		{name: "not a scheme", in: "root@node1://x", errorHas: `"root@node1" before "://" is not a scheme`},
 		{name: "bmc path", in: "bmc://bmc1/redfish/v1", errorHas: `a path ("/redfish/v1") is not taken: want bmc://[user@]host[:port]`},
@@ -127,7 +138,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestKind(t *testing.T) {
-	for k, want := range map[Kind]int{KindSSH: 22, KindBMC: 443, "": 22, "winrm": 0} {
+	for k, want := range map[Kind]int{KindSSH: 22, KindBMC: 443, KindWindows: 445, "": 22, "winrm": 0} {
 		if got := k.DefaultPort(); got != want {
 			t.Errorf("Kind(%q).DefaultPort() = %d, want %d", k, got, want)
 		}
@@ -195,7 +206,8 @@ func TestParseList(t *testing.T) {
 		{name: "every duplicate of a line", in: "node1 bmc://b1\nnode1 bmc://b1\n", errorHas: []string{"nodes.txt:2: duplicate target node1:22 (first on line 1)", "nodes.txt:2: duplicate target bmc://b1:443 (first on line 1)"}},
 		{name: "bad target in a server", in: "node1 bmc://b1/redfish/v1\n", errorHas: []string{`nodes.txt:1: target "bmc://b1/redfish/v1": a path`}},
 		{name: "every bad target of a line", in: "node1:0 bmc://b1:0\n", errorHas: []string{`nodes.txt:1: target "node1:0"`, `nodes.txt:1: target "bmc://b1:0"`}},
-		{name: "windows in a server", in: "node1 windows://w1\n", errorHas: []string{`nodes.txt:1: target "windows://w1": windows nodes are not supported yet`}},
+		{name: "two windows on a line", in: "windows://w1 windows://w2\n", errorHas: []string{"nodes.txt:1: two windows targets on one line: windows://w1 and windows://w2"}},
+		{name: "duplicate windows", in: "windows://w1\nwindows://admin@W1:445\n", errorHas: []string{"nodes.txt:2: duplicate target windows://w1:445 (first on line 1)"}},
 		{name: "unknown scheme in a server", in: "node1 redfish://b1\n", errorHas: []string{`unknown scheme "redfish"`}},
 		{
 			name:     "password in a server",
@@ -355,9 +367,8 @@ func TestParseHPSUMInputErrors(t *testing.T) {
 
 		{name: "type after host", in: "[TARGETS]\nHOST=n1\nUID=root\nTYPE=bmc\n[END]\n", errorHas: "in.txt:4: TYPE= after HOST= (line 2): TYPE= sets the kind of every HOST= of the section, so it goes before the first"},
 		{name: "type after a bad host", in: "[TARGETS]\nHOST=n1:0\nTYPE=bmc\n[END]\n", errorHas: "in.txt:3: TYPE= after HOST= (line 2)"},
-		{name: "type unknown", in: "[TARGETS]\nTYPE=redfish\nHOST=n1\n[END]\n", errorHas: `in.txt:2: TYPE="redfish": unknown kind (want ssh or bmc)`},
-		{name: "type empty", in: "[TARGETS]\nTYPE=\nHOST=n1\n[END]\n", errorHas: `in.txt:2: TYPE="": unknown kind (want ssh or bmc)`},
-		{name: "type windows", in: "[TARGETS]\nTYPE=Windows\nHOST=n1\n[END]\n", errorHas: `in.txt:2: TYPE="Windows": windows nodes are not supported yet`},
+		{name: "type unknown", in: "[TARGETS]\nTYPE=redfish\nHOST=n1\n[END]\n", errorHas: `in.txt:2: TYPE="redfish": unknown kind (want ssh, bmc or windows)`},
+		{name: "type empty", in: "[TARGETS]\nTYPE=\nHOST=n1\n[END]\n", errorHas: `in.txt:2: TYPE="": unknown kind (want ssh, bmc or windows)`},
 		{name: "type twice", in: "[TARGETS]\nTYPE=bmc\nTYPE=bmc\nHOST=n1\n[END]\n", errorHas: "in.txt:3: TYPE given twice in one [TARGETS] section (first on line 2)"},
 		{name: "type outside", in: "TYPE=bmc\n[TARGETS]\nHOST=n1\n[END]\n", errorHas: "in.txt:1: TYPE= outside a [TARGETS] ... [END] section"},
 		{name: "type of one section only", in: "[TARGETS]\nTYPE=bmc\nHOST=n1\n[END]\n[TARGETS]\nHOST=n1\nHOST=bmc://n1\n[END]\n", errorHas: "in.txt:7: duplicate target bmc://n1:443 (first on line 3)"},
@@ -365,7 +376,6 @@ func TestParseHPSUMInputErrors(t *testing.T) {
 		{name: "two bmc in a bmc section", in: "[TARGETS]\nTYPE=bmc\nHOST=b1 bmc://b2\n[END]\n", errorHas: "in.txt:3: HOST: two bmc targets on one line: bmc://b1 and bmc://b2"},
 		{name: "duplicate in a server", in: "[TARGETS]\nHOST=bmc://b1\nHOST=n1 bmc://b1\n[END]\n", errorHas: "in.txt:3: duplicate target bmc://b1:443 (first on line 2)"},
 		{name: "host with a path", in: "[TARGETS]\nHOST=bmc://b1/redfish/v1\n[END]\n", errorHas: `in.txt:2: HOST: target "bmc://b1/redfish/v1": a path`},
-		{name: "host windows", in: "[TARGETS]\nHOST=windows://w1\n[END]\n", errorHas: `in.txt:2: HOST: target "windows://w1": windows nodes are not supported yet`},
 		{name: "host unknown scheme", in: "[TARGETS]\nHOST=https://b1\n[END]\n", errorHas: `in.txt:2: HOST: target "https://b1": unknown scheme "https"`},
 		{name: "host empty", in: "[TARGETS]\nHOST=\n[END]\n", errorHas: `in.txt:2: HOST: target "": empty target`},
 		{name: "host password", in: "[TARGETS]\nHOST=bmc://admin:" + pw + "@b1\n[END]\n", errorHas: `in.txt:2: HOST: target "bmc://admin:…@b1": a password`},
@@ -401,7 +411,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"node1", "root@node1:22", "[fd42::1]:22", "fd42::1", "[fe80::1%eth0]", "198.18.1.2", "a@b@c", "[", "]:", "n:0",
 		"ssh://root@node1:2222", "SSH://node1/", "bmc://admin@198.18.2.2", "bmc://[fd42:5e:0:2::2]:8443/", "BMC://B1.lab",
-		"bmc://[fe80::1%eth0]", "bmc://fd42::1", "bmc://b1/redfish", "bmc://b1?x#y", "windows://w1", "https://b1", "://x",
+		"bmc://[fe80::1%eth0]", "bmc://fd42::1", "bmc://b1/redfish", "bmc://b1?x#y", "windows://w1", `windows://LAB\admin@[fd42::2]:445`, "windows://d;u@w", `windows://\u@w`, "https://b1", "://x",
 		"bmc://admin:pw@b1", "a:b@bmc://c", "x://", "bmc://@", "bmc:///",
 	} {
 		f.Add(s)
@@ -430,6 +440,8 @@ func FuzzParseList(f *testing.F) {
 	f.Add("bmc://b1 n1\nbmc://b1:443\n")
 	f.Add("n1 n2\tbmc://b\n")
 	f.Add("admin:p w@n1\n")
+	f.Add("windows://LAB\\admin@w1 bmc://b1\nwindows://[fd42::2]:445\n")
+	f.Add("windows://d;u@w1 root@n1\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := ParseList(strings.NewReader(s), "f")
 		if err != nil {
@@ -457,6 +469,7 @@ func FuzzParseHPSUMInput(f *testing.F) {
 	f.Add(string(data))
 	f.Add("[TARGETS]\nTYPE=bmc\nHOST=b1 ssh://n1\n[END]\n")
 	f.Add("[TARGETS]\nHOST=n1\nTYPE=bmc\n[END]\n")
+	f.Add("[TARGETS]\nTYPE=windows\nHOST=w1 bmc://b1\nUID=LAB\\Administrator\nPWD=x\n[END]\n")
 	f.Add("TYPE=ssh\n[TARGETS]\nHOST=\"n1  bmc://b1\"\n[END]\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		got, err := ParseHPSUMInput(strings.NewReader(s), "f")
@@ -550,4 +563,40 @@ func FuzzPasswordNotShown(f *testing.F) {
 			t.Fatalf("ParseHPSUMInput(%q): error shows the password: %v", in, err)
 		}
 	})
+}
+
+func TestWindowsTargets(t *testing.T) {
+	in := "[TARGETS]\nTYPE=Windows\nHOST=w1 \nHOST=[fd42:5e:0:3::2]\nUID=LAB\\Administrator\n[END]\n[TARGETS]\nHOST=windows://w2 root@n2\n[END]\n"
+	f, err := ParseHPSUMInput(strings.NewReader(in), "in.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []Target{}
+	for _, g := range f.Groups {
+		got = append(got, g.Targets...)
+	}
+	want := []Target{
+		{Kind: KindWindows, Host: "w1"},
+		{Kind: KindWindows, Host: "fd42:5e:0:3::2"},
+		{Kind: KindWindows, Host: "w2", Server: "windows://w2"},
+		{Kind: KindSSH, User: "root", Host: "n2", Server: "windows://w2"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("targets (-want +got):\n%s", diff)
+	}
+	if f.Groups[0].User != `LAB\Administrator` {
+		t.Fatalf("UID %q", f.Groups[0].User)
+	}
+	// A section's UID= with a domain is the account of its targets.
+	w := f.Groups[0].Targets[0]
+	w.User = f.Groups[0].User
+	if d, u := w.Account(); d != "LAB" || u != "Administrator" {
+		t.Fatalf("Account() = %q, %q", d, u)
+	}
+	if d, u := (Target{Kind: KindWindows, Domain: "D", User: "u"}).Account(); d != "D" || u != "u" {
+		t.Fatalf("Account() = %q, %q", d, u)
+	}
+	if d, u := (Target{Kind: KindWindows, User: "D;u"}).Account(); d != "D" || u != "u" {
+		t.Fatalf("Account() = %q, %q", d, u)
+	}
 }

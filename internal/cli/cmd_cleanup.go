@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/manager"
 	"github.com/fleetup/fleetup/managerfw"
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/runstate"
@@ -85,6 +86,10 @@ func runCleanup(ctx context.Context, env *Env, args []string) error {
 			return
 		}
 		rep, err := func() (*wire.CleanupReport, error) {
+			if t.Kind == target.KindWindows {
+				n := opts.nodes(ctx, []target.Target{t}, password, signers)[0]
+				return n.Opener.(*manager.WindowsNode).SweepAll(ctx, name, runs, opts.All)
+			}
 			conn, err := opts.dial(ctx, t, password, signers)
 			if err != nil {
 				return nil, err

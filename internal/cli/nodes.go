@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/secret"
 	"github.com/fleetup/fleetup/target"
+	"github.com/fleetup/fleetup/transport/smb"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 	"github.com/fleetup/fleetup/transport/tlspin"
 )
@@ -54,6 +56,11 @@ type nodeOptions struct {
 	KnownCerts      string
 	BMCResetTimeout time.Duration
 	BMCPoll         time.Duration
+	// SMBEncrypt refuses Windows nodes whose SMB session is not encrypted.
+	SMBEncrypt bool
+	// SMBMinDialect is --smb-min-dialect: the oldest SMB dialect a
+	// Windows node may speak (2.1 by default; never SMB1).
+	SMBMinDialect smb.Dialect
 
 	// input is the parsed InputFile; groupPasswords are its PWD= values
 	// by target (Target.String()), used instead of the run's password.
@@ -85,6 +92,15 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.KnownCerts, "known-certs", "", "file of pinned BMC certificates (default fleetup_known_certs beside the known hosts file); --accept-new-host-keys records new ones")
 	fs.DurationVar(&o.BMCResetTimeout, "bmc-reset-timeout", bmc.DefaultResetTimeout, "how long a BMC may take to come back after a flash")
 	fs.DurationVar(&o.BMCPoll, "bmc-poll", 2*time.Second, "how often a BMC's update progress is read")
+	fs.BoolVar(&o.SMBEncrypt, "smb-encrypt", false, "require an encrypted SMB session (SMB 3) with windows:// nodes: an SMB 2.x node is refused")
+	fs.Func("smb-min-dialect", "the oldest SMB dialect a windows:// node may speak: 2.1 (default), 3.0, 3.0.2, 3.1.1, or 2.0.2 for test stand-ins; SMB1 never", func(v string) error {
+		d, ok := map[string]smb.Dialect{"2.0.2": smb.SMB202, "2.1": smb.SMB210, "3.0": smb.SMB300, "3.0.2": smb.SMB302, "3.1.1": smb.SMB311}[v]
+		if !ok {
+			return fmt.Errorf("%q: not one of 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1", v)
+		}
+		o.SMBMinDialect = d
+		return nil
+	})
 }
 
 // targets reads every target the user named, in order, with duplicates
@@ -182,6 +198,9 @@ func (o *nodeOptions) complete(t *target.Target) error {
 			return usagef("target %s names no user: write bmc://USER@HOST, or give --bmc-user", t)
 		}
 		t.User = o.BMCUser
+	case target.KindWindows:
+		// --user is root by default, which no Windows node has.
+		return usagef("target %s names no user: write windows://USER@HOST or windows://DOMAIN\\USER@HOST (an administrator of the node)", t)
 	default:
 		t.User = o.User
 	}
@@ -375,6 +394,9 @@ func (o *nodeOptions) nodes(ctx context.Context, ts []target.Target, password fu
 		Tunnel:             o.Tunnel,
 		BMCResetTimeout:    o.BMCResetTimeout,
 		BMCPoll:            o.BMCPoll,
+
+		SMBRequireEncryption: o.SMBEncrypt,
+		SMBMinDialect:        o.SMBMinDialect,
 	}
 	return reach.Nodes(ts)
 }
