@@ -24,6 +24,9 @@ const (
 	KindDeb    Kind = "deb"    // a Debian package (.deb)
 	KindRPM    Kind = "rpm"    // an RPM package (.rpm)
 	KindScript Kind = "script" // a plain script described by a manifest
+	KindMSI    Kind = "msi"    // a Windows Installer package (.msi)
+	KindMSU    Kind = "msu"    // a Windows update package (.msu)
+	KindExe    Kind = "exe"    // a Windows installer program (.exe) described by a manifest, e.g. an HPE Smart Component
 	// KindBMC is a BMC firmware image described by a manifest, flashed
 	// over Redfish (no engine runs on a BMC).
 	KindBMC Kind = "bmc"
@@ -51,7 +54,8 @@ type Component struct {
 	// the package name for deb and rpm, OS ids ("debian", "rhel", "linux")
 	// for scripts.
 	Targets []string `json:"targets"`
-	// Package and Arch are set for deb and rpm components.
+	// Package and Arch are set for deb and rpm components; Package also
+	// for msi (its ProductCode or ProductName) and msu (its KB number).
 	Package string `json:"package,omitempty"`
 	Arch    string `json:"arch,omitempty"`
 	// Reboot is true when the component needs a reboot to take effect.
@@ -67,6 +71,21 @@ type Component struct {
 	// component after what it requires (see orchestrator.DependencyPolicy
 	// for what happens when a requirement is not met).
 	Requires []Requirement `json:"requires,omitempty"`
+	// Installer says how an exe component's installer runs silently
+	// (its manifest's args, force_args and exit_codes); nil for every
+	// other kind.
+	Installer *InstallerSpec `json:"installer,omitempty"`
+}
+
+// InstallerSpec is how a Windows .exe installer runs: its silent
+// arguments, the arguments added for a downgrade or a rewrite, and what
+// each exit code (in decimal) means: "ok", "reboot" (installed, a reboot
+// needed), "current" (nothing to do) or "failed". A code not listed is a
+// failure.
+type InstallerSpec struct {
+	Args      []string          `json:"args,omitempty"`
+	ForceArgs []string          `json:"force_args,omitempty"`
+	ExitCodes map[string]string `json:"exit_codes,omitempty"`
 }
 
 func (c *Component) String() string { return fmt.Sprintf("%s %s (%s)", c.ID, c.Version, c.File) }

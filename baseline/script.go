@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -15,10 +16,11 @@ import (
 )
 
 // Manifest describes a component that is not self-describing
-// (NAME.component.toml): a script (kind "script", the default), or a BMC
-// firmware image flashed over Redfish (kind "bmc").
+// (NAME.component.toml): a script (kind "script", the default), a BMC
+// firmware image flashed over Redfish (kind "bmc"), or a Windows
+// installer (kinds "msi", "msu", "exe").
 type Manifest struct {
-	// Kind is "script" (the default) or "bmc".
+	// Kind is "script" (the default), "bmc", "msi", "msu" or "exe".
 	Kind          fleetup.Kind `toml:"kind"`
 	ID            string       `toml:"id"`
 	Name          string       `toml:"name"`
@@ -43,6 +45,24 @@ type Manifest struct {
 	// of them, in the same order.
 	Requires     []string              `toml:"requires"`
 	Requirements []fleetup.Requirement `toml:"-"`
+
+	// Windows installers (kinds msi, msu, exe; the payload is File):
+	// Package is an msi's ProductCode ("{GUID}") or ProductName, or an
+	// msu's KB number ("KB5034441"), by which the installed version is
+	// found. Args are an exe's silent arguments, ForceArgs added for a
+	// downgrade or a rewrite, ExitCodes what each of its exit codes
+	// means ("ok", "reboot", "current" (nothing to do), "failed"); an
+	// exe's installed version is read by VersionCommand: a registry
+	// value `HKLM\KEY\VALUE`, or a cmd.exe command line printing it.
+	Package   string            `toml:"package"`
+	Args      []string          `toml:"args"`
+	ForceArgs []string          `toml:"force_args"`
+	ExitCodes map[string]string `toml:"exit_codes"`
+}
+
+// windowsKind is true for the kinds of Windows installers.
+func windowsKind(k fleetup.Kind) bool {
+	return k == fleetup.KindMSI || k == fleetup.KindMSU || k == fleetup.KindExe
 }
 
 // ParseManifest parses and checks a component manifest, filling in
@@ -82,13 +102,13 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 	switch m.Kind {
 	case "":
 		m.Kind = fleetup.KindScript
-	case fleetup.KindScript, fleetup.KindBMC:
+	case fleetup.KindScript, fleetup.KindBMC, fleetup.KindMSI, fleetup.KindMSU, fleetup.KindExe:
 	default:
-		return nil, bad("kind %q is not one of \"script\", \"bmc\"", m.Kind)
+		return nil, bad("kind %q is not one of \"script\", \"bmc\", \"msi\", \"msu\", \"exe\"", m.Kind)
 	}
 	if m.VersionFormat == "" {
 		m.VersionFormat = "dpkg"
-		if m.Kind == fleetup.KindBMC {
+		if m.Kind == fleetup.KindBMC || windowsKind(m.Kind) {
 			m.VersionFormat = "plain"
 		}
 	}
@@ -108,6 +128,15 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 		}
 		return &m, nil
 	}
+	if windowsKind(m.Kind) {
+		if err := checkWindows(&m, bad); err != nil {
+			return nil, err
+		}
+		return &m, nil
+	}
+	if m.Package != "" || len(m.Args) > 0 || len(m.ForceArgs) > 0 || len(m.ExitCodes) > 0 {
+		return nil, bad("package, args, force_args and exit_codes are for Windows installers (kinds msi, msu, exe)")
+	}
 	if m.File != "" {
 		return nil, bad("file is for kind \"bmc\"; a script names its payload with script")
 	}
@@ -117,8 +146,14 @@ func ParseManifest(data []byte, name string) (*Manifest, error) {
 	if m.Interpreter == "" {
 		m.Interpreter = "/bin/sh"
 	}
-	if !strings.HasPrefix(m.Interpreter, "/") || strings.ContainsAny(m.Interpreter, " \t\n") {
-		return nil, bad("interpreter %q must be an absolute path without spaces", m.Interpreter)
+	switch {
+	case m.Interpreter == "powershell" || m.Interpreter == "cmd":
+		// A Windows script: PowerShell (-File) or cmd.exe (/c).
+		if len(m.Targets) != 1 || m.Targets[0] != "windows" {
+			return nil, bad("interpreter %q runs on Windows: targets must be [\"windows\"]", m.Interpreter)
+		}
+	case !strings.HasPrefix(m.Interpreter, "/") || strings.ContainsAny(m.Interpreter, " \t\n"):
+		return nil, bad("interpreter %q must be an absolute path without spaces, or \"powershell\" or \"cmd\" for Windows", m.Interpreter)
 	}
 	if strings.TrimSpace(m.VersionCommand) == "" {
 		return nil, bad("missing version_command")
@@ -156,6 +191,63 @@ func checkBMC(m *Manifest, bad func(string, ...any) error) error {
 	return nil
 }
 
+// checkWindows checks the keys of a Windows installer's manifest.
+func checkWindows(m *Manifest, bad func(string, ...any) error) error {
+	if m.Script != "" || m.Interpreter != "" {
+		return bad("script and interpreter are for scripts; a %s names its payload with file", m.Kind)
+	}
+	if err := checkPayloadName("file", m.File, bad); err != nil {
+		return err
+	}
+	if want := "." + string(m.Kind); !strings.EqualFold(filepath.Ext(m.File), want) {
+		return bad("file %q of kind %s must end in %s", m.File, m.Kind, want)
+	}
+	if len(m.Targets) == 0 {
+		m.Targets = []string{"windows"}
+	}
+	if len(m.Targets) != 1 || m.Targets[0] != "windows" {
+		return bad("targets of a %s must be [\"windows\"] (the default)", m.Kind)
+	}
+	if strings.ContainsFunc(m.Package, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(m.Package) > 256 {
+		return bad("package %q must be at most 256 printable characters", m.Package)
+	}
+	switch m.Kind {
+	case fleetup.KindMSI, fleetup.KindMSU:
+		if len(m.Args) > 0 || len(m.ForceArgs) > 0 || len(m.ExitCodes) > 0 || m.VersionCommand != "" {
+			return bad("args, force_args, exit_codes and version_command are for exe installers: msiexec and wusa have their own")
+		}
+		if m.Package == "" {
+			if m.Kind == fleetup.KindMSU {
+				return bad("missing package: the update's KB number (\"KB5034441\"), by which it is found installed")
+			}
+			return bad("missing package: the msi's ProductCode (\"{GUID}\") or ProductName, by which it is found installed")
+		}
+	case fleetup.KindExe:
+		if m.Package != "" {
+			return bad("package is for msi and msu; an exe's installed version is read by version_command")
+		}
+		for _, a := range append(append([]string(nil), m.Args...), m.ForceArgs...) {
+			if a == "" || strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				return bad("argument %q must be non-empty printable text", a)
+			}
+		}
+		if len(m.ExitCodes) == 0 {
+			return bad("missing exit_codes: what the installer's exit codes mean, e.g. { 0 = \"ok\", 3010 = \"reboot\" }")
+		}
+		for code, meaning := range m.ExitCodes {
+			if _, err := strconv.ParseUint(code, 10, 32); err != nil {
+				return bad("exit code %q is not a number from 0 to 4294967295", code)
+			}
+			switch meaning {
+			case "ok", "reboot", "current", "failed":
+			default:
+				return bad("exit code %s means %q: not one of \"ok\", \"reboot\", \"current\", \"failed\"", code, meaning)
+			}
+		}
+	}
+	return nil
+}
+
 // checkPayloadName checks a manifest's payload file name (key is "script"
 // or "file").
 func checkPayloadName(key, name string, bad func(string, ...any) error) error {
@@ -174,7 +266,7 @@ func checkPayloadName(key, name string, bad func(string, ...any) error) error {
 
 // payloadName is the manifest's payload file: the script or the image.
 func (m *Manifest) payloadName() string {
-	if m.Kind == fleetup.KindBMC {
+	if m.Kind == fleetup.KindBMC || windowsKind(m.Kind) {
 		return m.File
 	}
 	return m.Script
@@ -197,8 +289,11 @@ func osID(s string) bool {
 // read from the file it names.
 func loadManifest(dir, name string, m *Manifest) ([]*fleetup.Component, error) {
 	what, file := "script", m.payloadName()
-	if m.Kind == fleetup.KindBMC {
+	switch {
+	case m.Kind == fleetup.KindBMC:
 		what = "image"
+	case windowsKind(m.Kind):
+		what = "file"
 	}
 	path := filepath.Join(dir, file)
 	st, err := os.Lstat(path)
@@ -230,6 +325,13 @@ func loadManifest(dir, name string, m *Manifest) ([]*fleetup.Component, error) {
 		VersionCommand: m.VersionCommand,
 		Interpreter:    m.Interpreter,
 		Requires:       append([]fleetup.Requirement(nil), m.Requirements...),
+		Package:        m.Package,
+	}
+	if m.Kind == fleetup.KindExe {
+		c.Installer = &fleetup.InstallerSpec{Args: m.Args, ForceArgs: m.ForceArgs, ExitCodes: map[string]string{}}
+		for k, v := range m.ExitCodes {
+			c.Installer.ExitCodes[k] = v
+		}
 	}
 	if err := payload(c, path); err != nil {
 		return nil, err

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -87,4 +90,56 @@ func (d *DepotFetcher) get(ctx context.Context, c *fleetup.Component, from int64
 	}
 	n, err := io.Copy(w, &ctxReader{ctx: ctx, r: resp.Body, n: from, progress: progress})
 	return n, err
+}
+
+// PushedFetcher reads a payload that the manager pushed into Dir, named by
+// its SHA-256 (Dir/<sha256>), when there is one (the node cannot reach the
+// manager's depot), and otherwise asks Next. The Service checks what it
+// returns exactly as it checks a download (size and SHA-256): a pushed
+// file that differs is refused, not replaced by a download.
+type PushedFetcher struct {
+	Dir string
+	// Next fetches what was not pushed; nil when there is no depot.
+	Next Fetcher
+}
+
+var _ Fetcher = (*PushedFetcher)(nil)
+
+// Fetch implements Fetcher.
+func (p *PushedFetcher) Fetch(ctx context.Context, c *fleetup.Component, w io.Writer, progress func(int64)) error {
+	if p.Dir != "" && validSHA256(c.SHA256) {
+		path := filepath.Join(p.Dir, c.SHA256)
+		f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonblock, 0)
+		switch {
+		case err == nil:
+			defer f.Close()
+			if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+				return fmt.Errorf("pushed payload %s is not a regular file", path)
+			}
+			if _, err := io.Copy(w, &ctxReader{ctx: ctx, r: f, progress: progress}); err != nil {
+				return fmt.Errorf("pushed payload %s: %w", path, err)
+			}
+			return nil
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("pushed payload: %w", err)
+		}
+	}
+	if p.Next == nil {
+		return fmt.Errorf("payload %s was not pushed to %s and the engine has no depot to fetch it from", c.File, p.Dir)
+	}
+	return p.Next.Fetch(ctx, c, w, progress)
+}
+
+// validSHA256 reports whether s is 64 lowercase hex digits (a name that
+// cannot leave its directory).
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

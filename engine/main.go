@@ -1,3 +1,5 @@
+//go:build !windows
+
 package engine
 
 import (
@@ -11,13 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,12 +28,6 @@ import (
 	"github.com/fleetup/fleetup/proc"
 	"github.com/fleetup/fleetup/wire"
 )
-
-// ManagerCN is the common name of the manager's certificate (pki.ManagerName).
-const ManagerCN = "fleetup-manager"
-
-// Version is the engine's version, set at link time.
-var Version = "dev"
 
 // Main is the engine program: `fleetup-engine serve [--dial HOST:PORT]`
 // (the handshake on stdin/stdout described at Hello), `fleetup-engine sweep` (remove what
@@ -60,28 +54,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return serve(*dial, stdin, stdout, stderr)
 	case "dial":
-		// dial HOST:PORT [TIMEOUT]: can this node open a TCP connection
-		// there? Prints open, refused or filtered; exit 0 only for open.
-		if len(args) < 2 {
-			fmt.Fprintln(stderr, "usage: fleetup-engine dial HOST:PORT [TIMEOUT]")
-			return 2
-		}
-		timeout := 3 * time.Second
-		if len(args) > 2 {
-			if d, err := time.ParseDuration(args[2]); err == nil {
-				timeout = d
-			}
-		}
-		status, err := wire.Dial(args[1], timeout)
-		if err != nil {
-			fmt.Fprintf(stdout, "%s: %v\n", status, err)
-		} else {
-			fmt.Fprintln(stdout, status)
-		}
-		if status != "open" {
-			return 1
-		}
-		return 0
+		return runDial(args[1:], stdout, stderr)
 	case "sweep":
 		fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -253,25 +226,7 @@ func (e *engine) start() (*wire.Ready, *wire.CleanupReport, error) {
 	if !pool.AppendCertsFromPEM(cfg.CAPEM) {
 		return nil, swept, errors.New("config: no CA certificate in ca_pem")
 	}
-	serverTLS := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		// Only the manager, not another node's engine of the same run.
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != ManagerCN {
-				return errors.New("peer is not the run's manager")
-			}
-			return nil
-		},
-	}
-	clientTLS := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		ServerName:   wire.DepotServerName(cfg.RunID),
-	}
+	serverTLS, clientTLS := engineTLS(cert, pool, cfg.RunID)
 
 	ln, port, moved, err := listen(cfg)
 	if err != nil {
@@ -343,38 +298,6 @@ func (e *engine) start() (*wire.Ready, *wire.CleanupReport, error) {
 	}
 	go func() { _ = e.srv.Serve(tls.NewListener(ln, serverTLS)) }()
 	return ready, swept, nil
-}
-
-// listen binds the engine's port: the configured one, or, when the default
-// is taken and the user did not choose it, the next free one.
-func listen(cfg wire.Config) (net.Listener, int, string, error) {
-	port := cfg.Port
-	if port == 0 {
-		port = wire.DefaultPort
-	}
-	tries := 1
-	if !cfg.PortExplicit {
-		tries = 100
-	}
-	var firstErr error
-	for i := 0; i < tries && port+i <= 65535; i++ {
-		p := port + i
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Listen, strconv.Itoa(p)))
-		if err == nil {
-			moved := ""
-			if i > 0 {
-				moved = fmt.Sprintf("port %d is in use on the node; the engine listens on %d", port, p)
-			}
-			return ln, p, moved, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	if cfg.PortExplicit {
-		return nil, 0, "", fmt.Errorf("engine port %d (chosen with --engine-port) is not free on the node: %w", port, firstErr)
-	}
-	return nil, 0, "", fmt.Errorf("no free engine port in %d-%d: %w", port, port+tries-1, firstErr)
 }
 
 // cleanup stops installs (waiting up to grace for the component being

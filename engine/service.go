@@ -302,41 +302,12 @@ func (s *Service) workDir() (fs.FileInfo, error) {
 	return fi, nil
 }
 
-// privateTo checks that fi is a directory (dir) or regular file, not a
-// symbolic link, owned by uid, that neither group nor others can write
-// (nor, for a directory, read or enter).
-func privateTo(fi fs.FileInfo, uid int, dir bool) error {
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return errors.New("it is a symbolic link")
-	case dir && !fi.IsDir():
-		return errors.New("it is not a directory")
-	case !dir && !fi.Mode().IsRegular():
-		return errors.New("it is not a regular file")
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return errors.New("its owner cannot be told")
-	}
-	if int(st.Uid) != uid {
-		return fmt.Errorf("it is owned by uid %d, not %d", st.Uid, uid)
-	}
-	mask := fs.FileMode(0o022)
-	if dir {
-		mask = 0o077
-	}
-	if perm := fi.Mode().Perm(); perm&mask != 0 {
-		return fmt.Errorf("its mode %04o lets others in", perm)
-	}
-	return nil
-}
-
 // fetch gets c's payload into a new file at path (created exclusively,
 // mode 0600, never through a symbolic link) and checks its size and
 // SHA-256 as it arrives. It returns the file written, still open (the
 // caller closes it, also after an error).
 func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|oNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create payload file: %w", err)
 	}
@@ -372,7 +343,7 @@ func (s *Service) checkPayload(dir fs.FileInfo, path string, f *os.File, size in
 	if !os.SameFile(now, dir) {
 		return nil, fmt.Errorf("the payload directory %s was replaced", s.WorkDir)
 	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	r, err := os.OpenFile(path, os.O_RDONLY|oNoFollow|oNonblock, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, fmt.Errorf("%s was replaced by a symbolic link", path)
@@ -429,7 +400,7 @@ func (s *Service) Cleanup(grace time.Duration) *wire.CleanupReport {
 	}
 	if s.WorkDir != "" {
 		if _, err := os.Stat(s.WorkDir); err == nil {
-			if err := os.RemoveAll(s.WorkDir); err != nil {
+			if err := removeAll(s.WorkDir); err != nil {
 				rep.Errors = append(rep.Errors, err.Error())
 			} else {
 				rep.Files = append(rep.Files, s.WorkDir)
@@ -439,35 +410,4 @@ func (s *Service) Cleanup(grace time.Duration) *wire.CleanupReport {
 		}
 	}
 	return rep
-}
-
-// killMarked stops the processes marked with marker and describes each
-// ("pid 123 (gpg-agent)"), naming them before they go.
-func killMarked(marker string, grace time.Duration) ([]string, error) {
-	pids, err := proc.Marked(marker)
-	if err != nil || len(pids) == 0 {
-		return nil, err
-	}
-	names := map[int]string{}
-	for _, pid := range pids {
-		names[pid] = commOf(pid)
-	}
-	killed, err := proc.KillMarked(marker, grace)
-	var out []string
-	for _, pid := range killed {
-		name := names[pid]
-		if name == "" {
-			name = commOf(pid)
-		}
-		out = append(out, fmt.Sprintf("pid %d (%s)", pid, name))
-	}
-	return out, err
-}
-
-func commOf(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if err != nil {
-		return "gone"
-	}
-	return strings.TrimSpace(string(b))
 }

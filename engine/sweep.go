@@ -1,3 +1,5 @@
+//go:build !windows
+
 package engine
 
 import (
@@ -56,14 +58,6 @@ func DefaultRoots() []string {
 	}
 	return out
 }
-
-// runIDPattern is the shape of a run id: UTC date and time and six hex
-// digits, as the manager makes them ("20261121-140501-a1b2c3"), or the same
-// after "cleanup-" for the runs of `fleetup cleanup`.
-var runIDPattern = regexp.MustCompile(`^(cleanup-)?[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$`)
-
-// ValidRunID reports whether id has the shape of a run id.
-func ValidRunID(id string) bool { return runIDPattern.MatchString(id) }
 
 // dirPattern is an engine directory's name: "fleetup-<run>.XXXXXX" (mktemp).
 var dirPattern = regexp.MustCompile(`^` + wire.DirPrefix + `(.+)\.[A-Za-z0-9]{6}$`)

@@ -33,9 +33,16 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binDir = dir
-		for _, b := range []struct{ out, pkg string }{{"fleetup", "../cmd/fleetup"}, {"fleetup-engine", "../cmd/fleetup-engine"}} {
+		for _, b := range []struct{ out, pkg, goos string }{
+			{"fleetup", "../cmd/fleetup", ""},
+			{"fleetup-engine", "../cmd/fleetup-engine", ""},
+			{"fleetup-engine-windows-amd64.exe", "../cmd/fleetup-engine", "windows"}, // for windows:// nodes
+		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if b.goos != "" {
+				cmd.Env = append(cmd.Env, "GOOS="+b.goos, "GOARCH=amd64")
+			}
 			if out, err := cmd.CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", b.pkg, err, out)
 				return 1
@@ -190,6 +197,9 @@ func (r *run) dump() string {
 	var b strings.Builder
 	for _, e := range r.events {
 		j, _ := json.Marshal(e)
+		if len(j) > 3000 { // an inventory's packages say nothing here
+			j = append(j[:3000:3000], "…"...)
+		}
 		b.Write(j)
 		b.WriteByte('\n')
 	}

@@ -50,16 +50,10 @@ type Options struct {
 }
 
 // All returns the default collectors, configured by opts, in the order
-// Collect runs them: system, tools, dpkg, rpm, fwupd.
-func All(opts Options) []Collector {
-	return []Collector{
-		&System{OSRelease: opts.OSRelease},
-		&Tools{},
-		&Dpkg{AdminDir: opts.DpkgAdminDir},
-		&RPM{DBPath: opts.RPMDBPath},
-		&Fwupd{Plugins: opts.FwupdPlugins},
-	}
-}
+// Collect runs them: system, tools, dpkg, rpm, fwupd on Linux; on Windows
+// those of collect_windows.go (system, tools, programs, hotfixes,
+// drivers, bios).
+func All(opts Options) []Collector { return defaultCollectors(opts) }
 
 // Collect runs the collectors cs (All(opts) when none are given) one after
 // the other and returns the inventory; collector errors are recorded in

@@ -23,7 +23,6 @@ import (
 	"github.com/fleetup/fleetup/orchestrator"
 	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/runstate"
-	"github.com/fleetup/fleetup/wire"
 )
 
 // Options configure a run.
@@ -236,7 +235,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		mgr, err := ca.Issue(pki.ManagerName, []string{wire.DepotServerName(opts.RunID)})
+		mgr, err := ca.Issue(pki.ManagerName, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -32,6 +32,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/fleetup/fleetup/wire"
 )
 
 // The role names put in every leaf as DNS names, to be used as ServerName.
@@ -127,7 +129,8 @@ func (ca *CA) Pool() *x509.CertPool { return ca.pool }
 // Issue issues a leaf named name (its common name) for hosts: entries that
 // parse as IP addresses become IP SANs, the rest DNS SANs. The role name
 // (ManagerName when name is ManagerName, EngineName otherwise) is always
-// added, and so is name itself when it is a valid DNS name.
+// added, and so is name itself when it is a valid DNS name; the manager's
+// leaf also names wire.DepotServerName of the CA's run.
 func (ca *CA) Issue(name string, hosts []string) (*Leaf, error) {
 	if name == "" {
 		return nil, errors.New("issue certificate: empty name")
@@ -155,6 +158,12 @@ func (ca *CA) Issue(name string, hosts []string) (*Leaf, error) {
 		}
 	}
 	addDNS(role)
+	if role == ManagerName {
+		// The name the run's engines send for the manager's web server
+		// (a manager serving several runs on one port picks the run's
+		// certificate by it).
+		addDNS(wire.DepotServerName(ca.runID))
+	}
 	if validDNSName(name) {
 		addDNS(name)
 	}

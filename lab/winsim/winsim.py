@@ -34,11 +34,12 @@ import tempfile
 import threading
 import types
 
-from impacket import ntlm, smbserver
+from impacket import ntlm, smb3structs, smbserver
 from impacket.dcerpc.v5 import lsad, scmr
 from impacket.dcerpc.v5.dtypes import NULL, RPC_SID
 from impacket.dcerpc.v5.rpcrt import DCERPCServer
-from impacket.nt_errors import STATUS_BAD_NETWORK_NAME, STATUS_OBJECT_PATH_NOT_FOUND
+from impacket.nt_errors import (STATUS_BAD_NETWORK_NAME, STATUS_MORE_PROCESSING_REQUIRED,
+                                STATUS_OBJECT_PATH_NOT_FOUND, STATUS_SUCCESS)
 
 LOG = logging.getLogger("winsim")
 
@@ -562,6 +563,23 @@ def patch_impacket(family):
         return a, packets, err
 
     smbserver.SMB2Commands.smb2TreeConnect = staticmethod(tree_connect)
+
+    # A failed logon: impacket answers with a session setup response (not
+    # the SMB2 ERROR response Windows sends, which clients parse) and
+    # marks the connection authenticated all the same. Answer as Windows
+    # does, and keep the connection unauthenticated.
+    orig_setup = smbserver.SMB2Commands.smb2SessionSetup
+
+    def session_setup(connId, smbServer, recvPacket):
+        cmds, packets, err = orig_setup(connId, smbServer, recvPacket)
+        if err not in (STATUS_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED):
+            conn = smbServer.getConnectionData(connId, checkStatus=False)
+            conn["Authenticated"] = False
+            smbServer.setConnectionData(connId, conn)
+            cmds = [smb3structs.SMB2Error()]
+        return cmds, packets, err
+
+    smbserver.SMB2Commands.smb2SessionSetup = staticmethod(session_setup)
 
 
 def main():

@@ -67,6 +67,7 @@ const (
 	statusAccountLockedOut   = 0xC0000234
 	statusInvalidParameter   = 0xC000000D
 	statusFileClosed         = 0xC0000128
+	statusNoSuchFile         = 0xC000000F // what impacket (and some NAS) answer for a missing file
 )
 
 var statusNames = map[uint32]string{
@@ -91,6 +92,7 @@ var statusNames = map[uint32]string{
 	statusAccountLockedOut:   "STATUS_ACCOUNT_LOCKED_OUT",
 	statusInvalidParameter:   "STATUS_INVALID_PARAMETER",
 	statusFileClosed:         "STATUS_FILE_CLOSED",
+	statusNoSuchFile:         "STATUS_NO_SUCH_FILE",
 }
 
 // statusOf returns the NT status a server answered with, if err carries one.
@@ -136,7 +138,7 @@ func classify(err error) error {
 			return &classified{ErrNoShare, err}
 		case statusNetNameDeleted, statusSessionDeleted:
 			return &classified{ErrServerGone, err}
-		case statusNameNotFound, statusPathNotFound:
+		case statusNameNotFound, statusPathNotFound, statusNoSuchFile:
 			return &classified{os.ErrNotExist, err}
 		}
 		return err

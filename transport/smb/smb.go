@@ -620,7 +620,7 @@ func (s *Session) WriteFileFrom(ctx context.Context, name string, r io.Reader) e
 
 func isNotFound(err error) bool {
 	code, ok := statusOf(err)
-	return ok && (code == statusNameNotFound || code == statusPathNotFound)
+	return ok && (code == statusNameNotFound || code == statusPathNotFound || code == statusNoSuchFile)
 }
 
 // ReadFile reads name, at most max bytes: a larger file is ErrTooLarge. A
