@@ -328,3 +328,40 @@ func TestWindowsFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowsPreflight: a windows:// node's hops are checked from the
+// manager (445 and the engine port), with the netsh command that opens a
+// filtered one, and nothing is run on the node.
+func TestWindowsPreflight(t *testing.T) {
+	f := newWinFixture(t, lab.Options{Nodes: 1}, map[int]lab.WindowsOptions{0: {}})
+	n := f.lab.Nodes[0]
+	// The engine port filtered on the way to the node.
+	if out, err := n.Shell(context.Background(), "nft -f - <<'EOF'\ntable inet fulab-in {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 62286 drop\n  }\n}\nEOF"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := start(t, f.stateDir, append([]string{"preflight", "--target", winTarget(n), "--hop-timeout", "2s"}, f.winArgs()...)...)
+	if code := r.wait(time.Minute); code != 3 {
+		t.Fatalf("exit %d, want 3 (the engine port is filtered)\n%s", code, r.dump())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var hops []any
+	for _, e := range r.events {
+		if e["type"] == "preflight" {
+			hops, _ = e["hops"].([]any)
+		}
+	}
+	got := map[float64]map[string]any{}
+	for _, h := range hops {
+		hm := h.(map[string]any)
+		if hm["from"] == "manager" {
+			got[hm["port"].(float64)] = hm
+		}
+	}
+	if str(got[445], "status") != "open" {
+		t.Errorf("445: %v", got[445])
+	}
+	if h := got[62286]; str(h, "status") != "filtered" || !strings.Contains(str(h, "fix"), "netsh advfirewall firewall add rule") || !strings.Contains(str(h, "fix"), "localport=62286") {
+		t.Errorf("engine port: %v", h)
+	}
+}

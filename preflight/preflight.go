@@ -183,7 +183,8 @@ func targets(k Kind, enginePort int) []target {
 	case Windows:
 		ssh.optional = true
 		ssh.purpose = "ssh, when the Windows node runs OpenSSH (optional)"
-		return []target{ssh, {445, "ADMIN$ share (SMB): engine upload", false}, {443, "secure data port", false}, engine}
+		return []target{ssh, {445, "ADMIN$ share (SMB): engine upload, service manager, payloads when the node cannot reach the manager", false},
+			{443, "HP SUM's secure data port (fleetup's engine uses the engine port: optional)", true}, engine}
 	case VMware:
 		return []target{{443, "secure data port", false}, {5989, "WBEM discovery of the ESXi/vSphere host", false}}
 	case BMC:
@@ -380,6 +381,16 @@ func explainToNode(ctx context.Context, conn transport.Conn, h *Hop, fw *firewal
 		h.Detail = "filtered: no answer (" + h.Detail + ")"
 	}
 	h.Problem = !optional
+	if opts.Kind == Windows && conn == nil {
+		// A Windows node reached over SMB: its firewall is not read, but
+		// its command is known.
+		if !src.IsValid() {
+			src = localAddrToward(opts.Addr)
+		}
+		h.Fix, h.FixOn = NetshAllow(src, h.Port), OnNode
+		h.Detail += "; where the Windows firewall filters it, the command below (at an administrator's prompt) opens it"
+		return
+	}
 	if fw == nil || fw.err != nil {
 		h.Detail += "; the node's firewall is unknown"
 		return
@@ -445,4 +456,14 @@ func localAddrToward(host string) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
+}
+
+// NetshAllow is the Windows firewall command that admits src to tcp port
+// on the node.
+func NetshAllow(src netip.Addr, port int) string {
+	remote := "any"
+	if src.IsValid() {
+		remote = src.Unmap().String()
+	}
+	return fmt.Sprintf(`netsh advfirewall firewall add rule name="fleetup %d" dir=in action=allow protocol=TCP localport=%d remoteip=%s`, port, port, remote)
 }

@@ -89,8 +89,11 @@ func runPreflight(ctx context.Context, env *Env, args []string) error {
 // without SSH) still gets its manager-to-node hops checked.
 func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.Kind, t target.Target, password func() ([]byte, error), signers []gossh.Signer) *preflight.Report {
 	name := t.String()
-	if t.Kind == target.KindBMC {
+	switch t.Kind {
+	case target.KindBMC:
 		kind = preflight.BMC
+	case target.KindWindows:
+		kind = preflight.Windows
 	}
 	popts := preflight.Options{
 		Node:         name,
@@ -103,7 +106,7 @@ func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.K
 	}
 	var conn transport.Conn
 	var note string
-	if kind == preflight.Linux || kind == preflight.Windows {
+	if kind == preflight.Linux || (kind == preflight.Windows && t.Kind != target.KindWindows) {
 		c, err := opts.dial(ctx, t, password, signers)
 		if err != nil {
 			note = "ssh: " + err.Error()
@@ -121,6 +124,9 @@ func preflightNode(ctx context.Context, opts *preflightOptions, kind preflight.K
 	}
 	if note != "" {
 		rep.Notes = append([]string{note}, rep.Notes...)
+	}
+	if t.Kind == target.KindWindows {
+		rep.Notes = append(rep.Notes, "a Windows node reached over SMB runs nothing for a preflight: its way back to the manager is tested by a deploy, whose engine tries the manager's https port as it starts; when it cannot reach it, the manager pushes the payloads over SMB instead and says so")
 	}
 	if kind == preflight.BMC {
 		rep.Notes = append(rep.Notes, "a BMC's way back to the manager (its pull of the image from the manager's ports) cannot be tested from here: a deploy tries it, and pushes the image instead when the pull does not arrive")
