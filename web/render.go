@@ -96,8 +96,11 @@ var funcs = template.FuncMap{
 		return strings.Join(parts, ", ")
 	},
 	"kindOf": func(addr string) string {
-		if strings.HasPrefix(strings.ToLower(addr), "bmc://") {
+		switch a := strings.ToLower(addr); {
+		case strings.HasPrefix(a, "bmc://"):
 			return "bmc"
+		case strings.HasPrefix(a, "windows://"):
+			return "windows"
 		}
 		return "ssh"
 	},

@@ -31,6 +31,7 @@ import (
 	"github.com/fleetup/fleetup/managerfw"
 	"github.com/fleetup/fleetup/runstate"
 	"github.com/fleetup/fleetup/store"
+	"github.com/fleetup/fleetup/transport/smb"
 	sshtr "github.com/fleetup/fleetup/transport/ssh"
 	"github.com/fleetup/fleetup/transport/tlspin"
 	"github.com/fleetup/fleetup/web"
@@ -51,6 +52,8 @@ type serveOptions struct {
 	BMCResetTimeout   time.Duration
 	SetupTTL          time.Duration
 	StopTimeout       time.Duration
+	SMBEncrypt        bool
+	SMBMinDialect     smb.Dialect
 }
 
 // runServe is `fleetup serve`: the manager as a long-running service, its
@@ -74,6 +77,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	fs.DurationVar(&o.BMCResetTimeout, "bmc-reset-timeout", bmc.DefaultResetTimeout, "how long a BMC may take to come back after a flash")
 	fs.DurationVar(&o.SetupTTL, "setup-ttl", time.Hour, "how long the one-time set-up link of the first administrator is valid")
 	fs.DurationVar(&o.StopTimeout, "stop-timeout", 30*time.Minute, "on SIGTERM, how long to wait for cancelled runs to finish their component and clean up")
+	registerSMBFlags(fs, &o.SMBEncrypt, &o.SMBMinDialect)
 	pf := registerPortFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -129,7 +133,8 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 			Signers: sgs, UseAgent: !o.NoAgent, KnownHosts: knownHosts, KnownCerts: knownCerts,
 			AcceptNew: o.AcceptNewHostKeys, ConnectTimeout: o.ConnectTimeout, EngineIdle: o.EngineIdle,
 			EnginePort: ports.EnginePort.Value, EnginePortExplicit: ports.EnginePort.Explicit(),
-			BMCResetTimeout: o.BMCResetTimeout,
+			BMCResetTimeout:      o.BMCResetTimeout,
+			SMBRequireEncryption: o.SMBEncrypt, SMBMinDialect: o.SMBMinDialect,
 		},
 	})
 	if err != nil {

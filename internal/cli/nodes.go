@@ -92,13 +92,18 @@ func (o *nodeOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.KnownCerts, "known-certs", "", "file of pinned BMC certificates (default fleetup_known_certs beside the known hosts file); --accept-new-host-keys records new ones")
 	fs.DurationVar(&o.BMCResetTimeout, "bmc-reset-timeout", bmc.DefaultResetTimeout, "how long a BMC may take to come back after a flash")
 	fs.DurationVar(&o.BMCPoll, "bmc-poll", 2*time.Second, "how often a BMC's update progress is read")
-	fs.BoolVar(&o.SMBEncrypt, "smb-encrypt", false, "require an encrypted SMB session (SMB 3) with windows:// nodes: an SMB 2.x node is refused")
+	registerSMBFlags(fs, &o.SMBEncrypt, &o.SMBMinDialect)
+}
+
+// registerSMBFlags adds --smb-encrypt and --smb-min-dialect.
+func registerSMBFlags(fs *flag.FlagSet, encrypt *bool, min *smb.Dialect) {
+	fs.BoolVar(encrypt, "smb-encrypt", false, "require an encrypted SMB session (SMB 3) with windows:// nodes: an SMB 2.x node is refused")
 	fs.Func("smb-min-dialect", "the oldest SMB dialect a windows:// node may speak: 2.1 (default), 3.0, 3.0.2, 3.1.1, or 2.0.2 for test stand-ins; SMB1 never", func(v string) error {
 		d, ok := map[string]smb.Dialect{"2.0.2": smb.SMB202, "2.1": smb.SMB210, "3.0": smb.SMB300, "3.0.2": smb.SMB302, "3.1.1": smb.SMB311}[v]
 		if !ok {
 			return fmt.Errorf("%q: not one of 2.0.2, 2.1, 3.0, 3.0.2, 3.1.1", v)
 		}
-		o.SMBMinDialect = d
+		*min = d
 		return nil
 	})
 }
