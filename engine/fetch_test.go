@@ -142,3 +142,21 @@ func TestServiceName(t *testing.T) {
 		t.Errorf("WinDirName = %q", got)
 	}
 }
+
+// TestDownloadProgress: a download's progress is told at most every
+// progressStep bytes, and always at its end.
+func TestDownloadProgress(t *testing.T) {
+	c := &fleetup.Component{Size: 3*progressStep + 10}
+	var told []int64
+	p := downloadProgress(c, func(n int64) { told = append(told, n) })
+	for n := int64(1000); n < c.Size; n += 1000 {
+		p(n)
+	}
+	p(c.Size)
+	if len(told) == 0 || told[len(told)-1] != c.Size {
+		t.Fatalf("told %v, want the end (%d) last", told, c.Size)
+	}
+	if len(told) > 5 {
+		t.Errorf("told %d times for %d bytes: %v", len(told), c.Size, told)
+	}
+}

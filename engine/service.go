@@ -219,7 +219,9 @@ func (s *Service) installOne(ctx context.Context, c *fleetup.Component, req wire
 		case <-fctx.Done():
 		}
 	}()
-	written, err := s.fetch(fctx, c, path)
+	written, err := s.fetch(fctx, c, path, downloadProgress(c, func(n int64) {
+		emit(fleetup.Event{Time: time.Now(), Node: s.Node, Component: c.ID, Phase: fleetup.PhaseDownload, Bytes: n, Total: c.Size})
+	}))
 	fcancel()
 	if err != nil {
 		if written != nil {
@@ -306,14 +308,14 @@ func (s *Service) workDir() (fs.FileInfo, error) {
 // mode 0600, never through a symbolic link) and checks its size and
 // SHA-256 as it arrives. It returns the file written, still open (the
 // caller closes it, also after an error).
-func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string) (*os.File, error) {
+func (s *Service) fetch(ctx context.Context, c *fleetup.Component, path string, progress func(int64)) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|oNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create payload file: %w", err)
 	}
 	h := sha256.New()
 	cw := &countWriter{}
-	err = s.Fetcher.Fetch(ctx, c, io.MultiWriter(f, h, cw), nil)
+	err = s.Fetcher.Fetch(ctx, c, io.MultiWriter(f, h, cw), progress)
 	if err != nil {
 		return f, fmt.Errorf("fetch %s: %w", c.File, err)
 	}
@@ -410,4 +412,26 @@ func (s *Service) Cleanup(grace time.Duration) *wire.CleanupReport {
 		}
 	}
 	return rep
+}
+
+// progressEvery bounds how often a download's progress is told: at most
+// every progressStep bytes and progressGap of time, and at its end.
+const (
+	progressStep = 256 << 10
+	progressGap  = 250 * time.Millisecond
+)
+
+// downloadProgress calls tell with the bytes of c's payload fetched so
+// far, throttled (progressStep, progressGap), and always once the whole
+// payload is there.
+func downloadProgress(c *fleetup.Component, tell func(int64)) func(int64) {
+	var last int64
+	var at time.Time
+	return func(n int64) {
+		if n != c.Size && (n-last < progressStep || time.Since(at) < progressGap) {
+			return
+		}
+		last, at = n, time.Now()
+		tell(n)
+	}
 }
