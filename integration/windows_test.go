@@ -211,6 +211,20 @@ func TestWindowsDeploy(t *testing.T) {
 		}
 		eventually(t, 30*time.Second, func() string { return leftovers(t, w, "") })
 	}
+	// Samba's net rpc service list (a real client) sees no service of the
+	// run on any of them.
+	auth := filepath.Join(t.TempDir(), "auth")
+	if err := os.WriteFile(auth, []byte("username = "+lab.UserPassword+"\npassword = "+f.lab.Password()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		out, err := exec.Command("net", "-s", "/dev/null", "rpc", "service", "list", "-A", auth, "-I", strings.Trim(n[i].Addr(), "[]")).CombinedOutput()
+		// A list that lists nothing would prove nothing: Wine's own
+		// services are on it.
+		if err != nil || strings.Contains(strings.ToLower(string(out)), "fleetup-") || strings.Count(string(out), "\n") < 2 {
+			t.Errorf("windows node %d: net rpc service list: %v\n%s", i, err, out)
+		}
+	}
 	if !anyMessage(r, n[2].Addr(), "SMB") {
 		t.Errorf("the node with the blocked return path: the run did not say it pushed the payloads over SMB\n%s", eventTrail(r, n[2].Addr()))
 	}
