@@ -254,6 +254,7 @@ func (e *winEngine) serve(cfg wire.Config, cert tls.Certificate, key *ecdsa.Priv
 		return err
 	}
 	ready := &wire.Ready{Port: port, PID: os.Getpid(), Dir: e.dir, PortMoved: moved}
+	swept := e.sweepRules(cfg.SweepRuns)
 	if cfg.OpenFirewall && cfg.ManagerAddr != "" && cfg.Listen == "" {
 		src, err := netip.ParseAddr(cfg.ManagerAddr)
 		if err != nil {
@@ -308,8 +309,9 @@ func (e *winEngine) serve(cfg wire.Config, cert tls.Certificate, key *ecdsa.Priv
 	}
 	b, _ := json.Marshal(struct {
 		*wire.Ready
-		Dial *wire.DialResult `json:"dial,omitempty"`
-	}{ready, dial})
+		Dial  *wire.DialResult    `json:"dial,omitempty"`
+		Swept *wire.CleanupReport `json:"swept,omitempty"`
+	}{ready, dial, swept})
 	if err := writeFileAtomic(e.dir, WinReadyFile, b); err != nil {
 		return fmt.Errorf("write %s: %w", WinReadyFile, err)
 	}
@@ -488,4 +490,31 @@ func (s *switchWriter) set(w io.Writer) io.Writer {
 	old := s.w
 	s.w = w
 	return old
+}
+
+// sweepRules removes the Windows firewall rules of earlier runs whose
+// manager's journal says they are over (Config.SweepRuns): an engine that
+// was killed could not remove its own, and the manager cannot reach the
+// firewall over SMB. Their services and directories the manager removes
+// itself. Nil when there was nothing to remove.
+func (e *winEngine) sweepRules(runs []string) *wire.CleanupReport {
+	rep := &wire.CleanupReport{}
+	nsh := firewall.NewNetsh(e.runner)
+	for _, run := range runs {
+		if !ValidRunID(run) {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("sweep: run id %q refused", run))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		removed, err := nsh.Remove(ctx, firewall.TagPrefix+run)
+		cancel()
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+		}
+		rep.Firewall = append(rep.Firewall, removed...)
+	}
+	if rep.Empty() {
+		return nil
+	}
+	return rep
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -297,8 +298,28 @@ func TestWindowsCancelAndKill(t *testing.T) {
 		}
 		return ""
 	})
+	// The engine first, so that it cannot clean up after itself (its
+	// firewall rule stays); then the manager.
+	ps, err := w.Processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, p := range ps {
+		if strings.Contains(strings.ToLower(p.Cmdline), "fleetup-engine") {
+			if syscall.Kill(p.PID, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	if killed == 0 {
+		t.Fatalf("no engine process to kill among %v", ps)
+	}
 	_ = r.cmd.Process.Kill()
 	r.wait(time.Minute)
+	if rules, _ := w.FirewallRules(); !slices.ContainsFunc(rules, func(r string) bool { return strings.HasPrefix(r, "fleetup:") }) {
+		t.Fatalf("the killed engine left no firewall rule (%v): the test proves nothing of their removal", rules)
+	}
 	if leftovers(t, w, "") == "" {
 		t.Fatal("the killed run left nothing on the node; the test proves nothing")
 	}
@@ -307,6 +328,14 @@ func TestWindowsCancelAndKill(t *testing.T) {
 		t.Fatalf("cleanup: exit %d\n%s", code, c.dump())
 	}
 	eventually(t, time.Minute, func() string { return leftovers(t, w, "") })
+	c.mu.Lock()
+	said := fmt.Sprint(c.events)
+	c.mu.Unlock()
+	for _, want := range []string{"service fleetup-", "fleetup:", `Temp\fleetup-`} {
+		if !strings.Contains(said, want) {
+			t.Errorf("the clean-up report does not name %q:\n%s", want, said)
+		}
+	}
 }
 
 // TestWindowsFailures: a wrong password, a node without ADMIN$ and a

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup/agent"
+	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/agent/windows"
 	"github.com/fleetup/fleetup/transport/smb"
 	"github.com/fleetup/fleetup/wire"
@@ -84,6 +85,7 @@ func (w *WindowsNode) Open(ctx context.Context, name string, run *Env) (agent.Ag
 		EnginePortExplicit: w.EnginePortExplicit,
 		IdleTimeout:        w.IdleTimeout,
 		PushPayloads:       w.PushPayloads,
+		SweepRuns:          run.SweepRuns(name),
 		Placed:             run.Placed(name),
 		Removed:            run.Removed(name),
 		Notice:             notice,
@@ -107,12 +109,73 @@ func (w *WindowsNode) SweepAll(ctx context.Context, name string, runs []string, 
 	if err != nil {
 		return nil, err
 	}
-	defer sess.Close()
 	rep, err := sweep(ctx, sess, runs, all)
+	sess.Close()
 	if rep != nil {
 		rep.Node = name
 	}
+	// The firewall rules of runs whose engine died: only something
+	// running on the node removes them. A fresh engine does, as it
+	// starts (SweepRuns), and then removes itself.
+	var left []string
+	if rep != nil {
+		kept := rep.Errors[:0]
+		for _, e := range rep.Errors {
+			found := false
+			for _, r := range runs {
+				if e == windows.RuleMayBeLeft(r) {
+					left, found = append(left, r), true
+				}
+			}
+			if !found {
+				kept = append(kept, e)
+			}
+		}
+		rep.Errors = kept
+	}
+	if len(left) > 0 {
+		swept, serr := w.sweepRules(ctx, name, left)
+		if serr != nil {
+			// Said with the command that removes it by hand.
+			for _, r := range left {
+				rep.Errors = append(rep.Errors, windows.RuleMayBeLeft(r)+" ("+serr.Error()+")")
+			}
+		}
+		rep.Merge(swept)
+	}
 	return rep, err
+}
+
+// sweepRules starts a fresh engine on the node for a clean-up run of its
+// own (its own CA and certificates) with runs in its SweepRuns, which
+// removes their firewall rules as it starts, and closes it again.
+func (w *WindowsNode) sweepRules(ctx context.Context, name string, runs []string) (*wire.CleanupReport, error) {
+	id := "cleanup-" + NewRunID()
+	ca, err := pki.NewCA(id)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := ca.Issue(pki.ManagerName, nil)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := w.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rem, err := windows.NewRemote(ctx, name, sess, windows.RemoteOptions{
+		RunID: id, Node: name, Engine: w.Engine, CA: ca, Manager: mgr,
+		EnginePort: w.EnginePort, EnginePortExplicit: w.EnginePortExplicit, IdleTimeout: w.IdleTimeout,
+		SweepRuns: runs,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start an engine to remove the firewall rules of %v: %w", runs, err)
+	}
+	swept := rem.Swept()
+	if _, err := rem.Close(context.WithoutCancel(ctx)); err != nil {
+		return swept, fmt.Errorf("the clean-up engine: %w", err)
+	}
+	return swept, nil
 }
 
 // sweep runs windows.Sweep on sess with a service manager of its own.

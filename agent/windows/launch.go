@@ -70,6 +70,9 @@ const (
 type Ready struct {
 	wire.Ready
 	Dial *wire.DialResult `json:"dial,omitempty"`
+	// Swept is what the engine removed of earlier runs (their firewall
+	// rules, Config.SweepRuns) as it started.
+	Swept *wire.CleanupReport `json:"swept,omitempty"`
 }
 
 // Launch implements agent.Launcher. On any failure it takes back what it
@@ -247,6 +250,9 @@ func (s *Session) start(ctx context.Context) error {
 	}
 	for _, fw := range ready.Firewall {
 		s.notice("opened the node's firewall: " + fw)
+	}
+	if ready.Swept != nil && !ready.Swept.Empty() {
+		s.notice("removed leftovers of an earlier run: " + agent.Describe(ready.Swept))
 	}
 	s.push = s.l.PushPayloads || s.spec.Tunnel
 	if d := ready.Dial; d != nil && d.Status != "open" {
@@ -491,12 +497,30 @@ func (s *Session) removeService(ctx context.Context, rep *wire.CleanupReport) er
 	return nil
 }
 
+// Win32 errors of ControlService(STOP) that leave a service to delete.
+const (
+	errServiceCannotAcceptCtrl = 1061 // ERROR_SERVICE_CANNOT_ACCEPT_CTRL
+	errServiceNotActive        = 1062 // ERROR_SERVICE_NOT_ACTIVE
+)
+
 // stopAndDelete stops name, waits for SERVICE_STOPPED, deletes it and
 // checks it is gone. existed says whether there was a service to remove.
 func stopAndDelete(ctx context.Context, svc Services, name string) (existed bool, err error) {
 	st, err := svc.StopService(ctx, name)
 	if errors.Is(err, smb.ErrNoService) {
 		return false, nil
+	}
+	var se *smb.SCMError
+	if errors.As(err, &se) && (se.Code == errServiceCannotAcceptCtrl || se.Code == errServiceNotActive) {
+		// Not running, or its process died without telling the service
+		// manager (a killed engine): it cannot be stopped, and it can
+		// still be deleted.
+		if q, qerr := svc.QueryServiceStatus(ctx, name); qerr == nil {
+			st, err = q, nil
+			if st != smb.StateStopped {
+				st = smb.StateStopped // deleted below all the same; the check after says whether it went
+			}
+		}
 	}
 	if err != nil {
 		return true, fmt.Errorf("the service %s may be left running: %w", name, err)

@@ -186,3 +186,12 @@ func hostOf(addr string) string {
 	}
 	return addr
 }
+
+// Swept is what the engine removed of earlier runs as it started (their
+// firewall rules, RemoteOptions.SweepRuns); nil when nothing.
+func (r *Remote) Swept() *wire.CleanupReport {
+	if r.sess == nil || r.sess.ready == nil {
+		return nil
+	}
+	return r.sess.ready.Swept
+}

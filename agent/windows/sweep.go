@@ -82,8 +82,15 @@ func Sweep(ctx context.Context, files Files, svc Services, runs []string, all bo
 			}
 		}
 		if (existed || serviceLeft) && !engineReported {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("the firewall rule of run %s may be left if its engine died: remove it on the node with `netsh advfirewall firewall delete rule name=\"fleetup:%s\"`", run, run))
+			rep.Errors = append(rep.Errors, RuleMayBeLeft(run))
 		}
 	}
 	return rep, errors.Join(errs...)
+}
+
+// RuleMayBeLeft is what Sweep says of a run whose engine did not report
+// its own clean-up: its firewall rule may still be on the node. A fresh
+// engine started with the run in its SweepRuns removes it.
+func RuleMayBeLeft(run string) string {
+	return fmt.Sprintf("the firewall rule of run %s may be left if its engine died: remove it on the node with `netsh advfirewall firewall delete rule name=\"fleetup:%s\"`", run, run)
 }
