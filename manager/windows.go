@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/fleetup/fleetup/agent"
-	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/agent/windows"
+	"github.com/fleetup/fleetup/pki"
 	"github.com/fleetup/fleetup/transport/smb"
 	"github.com/fleetup/fleetup/wire"
 )
