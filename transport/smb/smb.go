@@ -236,7 +236,11 @@ func (s *Session) setup(ctx context.Context) error {
 	if s.dialect < s.opts.MinDialect {
 		clear(pw)
 		s.drop()
-		return fmt.Errorf("%w: the server speaks %s only; fleetup needs %s or newer", ErrDialect, s.dialect, s.opts.MinDialect)
+		hint := ""
+		if s.dialect == SMB202 {
+			hint = " (a test stand-in such as impacket's speaks only SMB 2.0.2: --smb-min-dialect 2.0.2 accepts it; never on production nodes)"
+		}
+		return fmt.Errorf("%w: the server speaks %s only; fleetup needs %s or newer%s", ErrDialect, s.dialect, s.opts.MinDialect, hint)
 	}
 	if s.dialect < SMB300 {
 		if s.opts.RequireEncryption {
