@@ -108,6 +108,13 @@ type Depot struct {
 	host       *Host
 	serverName string
 	handlers   [2]http.Handler
+
+	// closed cuts the payloads being sent when an attached depot's Close
+	// runs out of time (its connections are the Host's, so they are not
+	// closed with it); inflight are those sends.
+	closed    chan struct{}
+	closeOnce sync.Once
+	inflight  sync.WaitGroup
 }
 
 type blob struct {
@@ -155,12 +162,16 @@ func New(opts Options) (*Depot, error) {
 		opts.TLS = opts.TLS.Clone()
 		opts.TLS.ClientAuth = tls.VerifyClientCertIfGiven
 		opts.TLS.MinVersion = tls.VersionTLS12
+		// No session resumption: on a Host's shared port a ticket of one
+		// run must never open another's (nor the UI's) configuration.
+		opts.TLS.SessionTicketsDisabled = true
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Depot{
+		closed: make(chan struct{}),
 		opts:   opts,
 		log:    log,
 		blobs:  map[string]blob{},
@@ -400,8 +411,20 @@ func (d *Depot) Close(ctx context.Context) error {
 	host := d.host
 	d.mu.Unlock()
 	if host != nil {
+		// As a standalone depot's servers shut down: new requests find
+		// no depot, sends in flight may finish until ctx ends, and are
+		// cut then (at their next read).
 		host.detach(d)
-		return nil
+		done := make(chan struct{})
+		go func() { d.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+		}
+		d.closeOnce.Do(func() { close(d.closed) })
+		<-done
+		return fmt.Errorf("depot: shut down: %w", ctx.Err())
 	}
 
 	errs := make([]error, len(servers))
@@ -498,6 +521,8 @@ func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum strin
 		http.Error(w, "unknown blob", http.StatusNotFound)
 		return 0
 	}
+	d.inflight.Add(1)
+	defer d.inflight.Done()
 	f, err := os.Open(b.path)
 	if err != nil {
 		d.log.Error("depot: open payload", "component", b.id, "sha256", sum, "err", err)
@@ -521,7 +546,7 @@ func (d *Depot) sendBlob(w http.ResponseWriter, r *http.Request, node, sum strin
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+sum+`"`)
 	cw := &countingWriter{ResponseWriter: w}
-	http.ServeContent(cw, r, "", fi.ModTime(), f)
+	http.ServeContent(cw, r, "", fi.ModTime(), &stoppable{f: f, stop: d.closed})
 	d.mu.Lock()
 	s := d.statsOf(node)
 	s.BytesServed += cw.n
@@ -602,3 +627,25 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// errDepotClosed ends a payload's send when its depot closes.
+var errDepotClosed = errors.New("depot closed")
+
+// stoppable is a payload file that stops reading once stop is closed. It
+// has Read and Seek only (no WriteTo), so that every copy goes through
+// Read.
+type stoppable struct {
+	f    *os.File
+	stop <-chan struct{}
+}
+
+func (s *stoppable) Read(p []byte) (int, error) {
+	select {
+	case <-s.stop:
+		return 0, errDepotClosed
+	default:
+	}
+	return s.f.Read(p)
+}
+
+func (s *stoppable) Seek(off int64, whence int) (int64, error) { return s.f.Seek(off, whence) }

@@ -126,6 +126,9 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	notices, err := bindPlans(ctx, plans, h.log)
 	if err != nil {
+		h.mu.Lock()
+		h.state = stateClosed // nothing listens: no run may attach
+		h.mu.Unlock()
 		return err
 	}
 	errLog := slog.NewLogLogger(h.log.Handler(), slog.LevelInfo)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetup/fleetup"
 	"github.com/fleetup/fleetup/pki"
@@ -163,5 +164,55 @@ func TestHost(t *testing.T) {
 	}
 	if err := h.Attach(r2.d, "other"); err == nil {
 		t.Errorf("a depot attached twice")
+	}
+}
+
+// TestHostCloseCutsSends: an attached depot's Close returns within its
+// context while a client holds a payload's response open, and its grant
+// URLs are gone from the host afterwards.
+func TestHostCloseCutsSends(t *testing.T) {
+	uiCert := tlsConfig(t).Certificates[0]
+	h, err := NewHost(HostOptions{HTTPPortExplicit: true, HTTPSPortExplicit: true, TLS: &tls.Config{Certificates: []tls.Certificate{uiCert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	r := attachRun(t, h, "20261202-030303-cccccc")
+	path, err := r.d.Grant("bmc1", r.sum, "fw.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A response not read keeps the send open.
+	c := newHTTPClient(t, &tls.Config{InsecureSkipVerify: true})
+	resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(h.HTTPSPort()) + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.d.Close(ctx) }()
+	select {
+	case err := <-done:
+		_ = err // a small payload may have gone out whole: either is right
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after its context ended")
+	}
+	// The grant's depot is gone: the URL is the UI's (its 404 here).
+	code, _, err := func() (int, string, error) {
+		resp, err := c.Get("https://127.0.0.1:" + strconv.Itoa(h.HTTPSPort()) + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}()
+	if err != nil || code != http.StatusNotFound {
+		t.Errorf("the grant after Close: %d %v, want 404", code, err)
 	}
 }

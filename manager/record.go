@@ -24,6 +24,9 @@ type Recorder struct {
 	runID  string
 	notify func()
 
+	// flushMu keeps one flush at a time, so that batches go in in order
+	// (and a node's events before its result).
+	flushMu sync.Mutex
 	mu      sync.Mutex
 	pending []fleetup.Event
 	err     error
@@ -78,6 +81,8 @@ func (r *Recorder) loop() {
 }
 
 func (r *Recorder) flush() {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	evs := r.pending
 	r.pending = nil
@@ -106,7 +111,9 @@ func (r *Recorder) fail(err error) {
 // NodeEnded records a node's result (manager.Options.NodeEnded).
 func (r *Recorder) NodeEnded(res orchestrator.NodeResult) {
 	r.flush() // its events first
+	r.flushMu.Lock()
 	err := r.db.NodeEnded(context.Background(), r.runID, res)
+	r.flushMu.Unlock()
 	r.fail(err)
 	if err == nil && r.notify != nil {
 		r.notify()
@@ -131,7 +138,16 @@ func (r *Recorder) End(state string, results []orchestrator.NodeResult) error {
 	for _, res := range results {
 		r.fail(r.db.NodeEnded(ctx, r.runID, res))
 	}
-	r.fail(r.db.EndRun(ctx, r.runID, state, time.Now()))
+	// The run's end is what watchers and the next start go by: tried
+	// again a few times (a busy database) before it is given up.
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = r.db.EndRun(ctx, r.runID, state, time.Now()); err == nil {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	r.fail(err)
 	if r.notify != nil {
 		r.notify()
 	}

@@ -531,12 +531,11 @@ func (s *Server) startRun(ctx context.Context, r *http.Request, c *caller, req m
 	}
 	id, err := s.runner.Start(ctx, req)
 	if err != nil {
-		// Start records the run and returns: what it refuses is about
-		// the request (a node or baseline gone, options it cannot honour).
-		if statusOf(err) != http.StatusInternalServerError || ctx.Err() != nil {
-			return "", err
-		}
-		return "", badField("run", "%v", err)
+		// What Start refuses about the request (a node or baseline gone,
+		// options it cannot honour) is a *manager.RequestError, shown as
+		// it is; anything else is the manager's own failure, logged and
+		// not shown.
+		return "", err
 	}
 	detail := fmt.Sprintf("kind %s, baseline %d, nodes %v", req.Kind, req.BaselineID, req.NodeIDs)
 	if req.Tag != "" {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetup/fleetup/manager"
 	"github.com/fleetup/fleetup/store"
 )
 
@@ -33,8 +34,9 @@ func statusOf(err error) int {
 	var ie *inputError
 	var ve *store.ValidationError
 	var mbe *http.MaxBytesError
+	var re *manager.RequestError
 	switch {
-	case errors.As(err, &ie), errors.As(err, &ve):
+	case errors.As(err, &ie), errors.As(err, &ve), errors.As(err, &re):
 		return http.StatusBadRequest
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge

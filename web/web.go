@@ -44,7 +44,7 @@ type Runner interface {
 
 // ErrNotRunning is what Runner.Cancel returns for a run that is not
 // running in this process.
-var ErrNotRunning = errors.New("run is not running")
+var ErrNotRunning = manager.ErrNotRunning
 
 // Options configure a Server. Store and Runner are required.
 type Options struct {

@@ -141,16 +141,6 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 
-	// Runs a killed manager left: shown as interrupted, their nodes
-	// cleaned up.
-	interrupted, err := svc.Recover(ctx)
-	for _, r := range interrupted {
-		fmt.Fprintf(env.Stdout, "fleetup: run %s was interrupted (its manager is gone)\n", r)
-	}
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "fleetup: recovering interrupted runs: %v\n", err)
-	}
-
 	setup := ""
 	if n, err := db.AccountCount(ctx); err != nil {
 		return err
@@ -183,6 +173,30 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	for _, n := range host.Notices() {
 		fmt.Fprintf(env.Stdout, "fleetup: %s\n", n)
+	}
+	// From here on the service may have work in the background (the
+	// clean-up of interrupted runs): every return waits for it.
+	stopped := false
+	stopService := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout)
+		defer cancel()
+		serr := svc.Shutdown(sctx)
+		ui.Close() // the event streams, which would hold the servers' shutdown
+		return errors.Join(serr, host.Close(sctx))
+	}
+	defer stopService()
+	// Runs a killed manager left: shown as interrupted, their nodes
+	// cleaned up.
+	interrupted, err := svc.Recover(ctx)
+	for _, r := range interrupted {
+		fmt.Fprintf(env.Stdout, "fleetup: run %s was interrupted (its manager is gone)\n", r)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "fleetup: recovering interrupted runs: %v\n", err)
 	}
 	// --open-firewall: the UI's and the nodes' ports stay open while the
 	// service runs (HP SUM's "remote-node functions and remote browser
@@ -221,15 +235,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 
 	<-ctx.Done()
 	fmt.Fprintln(env.Stdout, "fleetup: stopping: cancelling the runs going on (their nodes finish the component they install, then clean up)")
-	sctx, cancel := context.WithTimeout(context.Background(), o.StopTimeout)
-	defer cancel()
-	serr := svc.Shutdown(sctx)
-	ui.Close() // the event streams, which would hold the servers' shutdown
-	herr := host.Close(sctx)
-	if serr != nil {
-		return serr
-	}
-	return herr
+	return stopService()
 }
 
 // loadIdentities loads --identity keys.
