@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fleetup/fleetup/store"
+	"time"
 )
 
 // sessionCookie is the name of the browser session's cookie.
@@ -332,6 +333,14 @@ func (s *Server) setupPost(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, err := s.db.CreateAccount(r.Context(), name, []byte(password), store.RoleAdmin)
 	if err != nil {
+		// The link is used up: without a new one nobody could set up the
+		// service short of restarting it. The new link goes to the
+		// service's log, where the first one was printed.
+		if n, cerr := s.db.AccountCount(r.Context()); cerr == nil && n == 0 {
+			if tok, terr := s.db.NewSetupToken(r.Context(), time.Hour); terr == nil {
+				s.log.Warn("the first administrator could not be created; a new one-time setup link, valid one hour", "path", "/setup?token="+tok, "err", err)
+			}
+		}
 		s.serverError(w, r, err)
 		return
 	}
