@@ -131,19 +131,8 @@ const (
 
 // New returns a Depot configured by opts; it listens only once started.
 func New(opts Options) (*Depot, error) {
-	if !opts.HTTPPortExplicit && opts.HTTPPort == 0 {
-		opts.HTTPPort = DefaultHTTPPort
-	}
-	if !opts.HTTPSPortExplicit && opts.HTTPSPort == 0 {
-		opts.HTTPSPort = DefaultHTTPSPort
-	}
-	for _, p := range []struct {
-		what string
-		port int
-	}{{"http", opts.HTTPPort}, {"https", opts.HTTPSPort}} {
-		if p.port < 0 || p.port > 65535 {
-			return nil, fmt.Errorf("depot: %s port %d out of range 0-65535", p.what, p.port)
-		}
+	if err := defaultPorts("depot", &opts.HTTPPort, &opts.HTTPSPort, opts.HTTPPortExplicit, opts.HTTPSPortExplicit); err != nil {
+		return nil, err
 	}
 	if opts.TLS != nil {
 		if opts.HTTPPortExplicit && opts.HTTPSPortExplicit && opts.HTTPPort == opts.HTTPSPort && opts.HTTPPort != 0 {
@@ -649,3 +638,23 @@ func (s *stoppable) Read(p []byte) (int, error) {
 }
 
 func (s *stoppable) Seek(off int64, whence int) (int64, error) { return s.f.Seek(off, whence) }
+
+// defaultPorts fills in the default http and https ports where none was
+// chosen and checks both are ports; what names the server in errors.
+func defaultPorts(what string, http, https *int, httpExplicit, httpsExplicit bool) error {
+	if !httpExplicit && *http == 0 {
+		*http = DefaultHTTPPort
+	}
+	if !httpsExplicit && *https == 0 {
+		*https = DefaultHTTPSPort
+	}
+	for _, p := range []struct {
+		what string
+		port int
+	}{{"http", *http}, {"https", *https}} {
+		if p.port < 0 || p.port > 65535 {
+			return fmt.Errorf("%s: %s port %d out of range 0-65535", what, p.what, p.port)
+		}
+	}
+	return nil
+}

@@ -64,19 +64,8 @@ func NewHost(opts HostOptions) (*Host, error) {
 	if opts.Handler == nil {
 		opts.Handler = http.NotFoundHandler()
 	}
-	if !opts.HTTPPortExplicit && opts.HTTPPort == 0 {
-		opts.HTTPPort = DefaultHTTPPort
-	}
-	if !opts.HTTPSPortExplicit && opts.HTTPSPort == 0 {
-		opts.HTTPSPort = DefaultHTTPSPort
-	}
-	for _, p := range []struct {
-		what string
-		port int
-	}{{"http", opts.HTTPPort}, {"https", opts.HTTPSPort}} {
-		if p.port < 0 || p.port > 65535 {
-			return nil, fmt.Errorf("depot host: %s port %d out of range 0-65535", p.what, p.port)
-		}
+	if err := defaultPorts("depot host", &opts.HTTPPort, &opts.HTTPSPort, opts.HTTPPortExplicit, opts.HTTPSPortExplicit); err != nil {
+		return nil, err
 	}
 	if opts.HTTPPortExplicit && opts.HTTPSPortExplicit && opts.HTTPPort == opts.HTTPSPort && opts.HTTPPort != 0 {
 		return nil, fmt.Errorf("depot host: http and https ports are both %d", opts.HTTPPort)

@@ -435,3 +435,20 @@ func downloadProgress(c *fleetup.Component, tell func(int64)) func(int64) {
 		tell(n)
 	}
 }
+
+// stopInstalls cancels the installs: the component being installed may
+// finish within grace, then its processes are stopped; it returns once no
+// install runs.
+func (s *Service) stopInstalls(grace time.Duration) {
+	s.Cancel()
+	deadline := time.Now().Add(grace)
+	for !s.installMu.TryLock() {
+		if time.Now().After(deadline) {
+			s.Stop()
+			s.installMu.Lock()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.installMu.Unlock()
+}

@@ -373,17 +373,7 @@ func (e *winEngine) closeServer() {
 func (e *winEngine) doCleanup(grace time.Duration, closeServer bool) *wire.CleanupReport {
 	rep := &wire.CleanupReport{Node: e.cfg.Node}
 	if e.svc != nil {
-		e.svc.Cancel()
-		deadline := time.Now().Add(grace)
-		for !e.svc.installMu.TryLock() {
-			if time.Now().After(deadline) {
-				e.svc.Stop()
-				e.svc.installMu.Lock()
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		e.svc.installMu.Unlock()
+		e.svc.stopInstalls(grace)
 	}
 	if e.status != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
